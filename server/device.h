@@ -1,0 +1,110 @@
+/* device.h - the tierbd engine: one tiered block device.
+ *
+ * A device is `size` bytes cut into chunks of `chunk_size`.  Each chunk
+ * lives as an object in the cold store, in a slot of the hot cache
+ * file, both, or nowhere (never written: reads as zeros).  The engine
+ * has no global state: a process may open several devices.
+ *
+ * Threads: every I/O entry point may be called from many threads at
+ * once.  device_start() starts the background workers (write-back);
+ * call it after any fork (nbdkit's .after_fork).
+ *
+ * Errors: functions return 0 or -errno and log once, with context,
+ * through conf->log.
+ */
+#ifndef TIERBD_DEVICE_H
+#define TIERBD_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backends/store.h"
+#include "../common/log.h"
+
+struct device;
+
+struct device_conf {
+	struct logger log;
+
+	const char *cache_dir; /* required: holds `map` and `slots` */
+	uint64_t size;         /* 0: take it from an existing device */
+	uint32_t chunk_size;   /* 0: existing device's, or 1 MiB if new */
+	uint64_t cache_size;   /* 0: existing, or required if new */
+
+	/* The cold store.  store.spec NULL: the spec saved in the device
+	 * (required when creating). */
+	struct store_conf store;
+
+	unsigned push_threads;        /* write-back workers; default 4 */
+	unsigned writeback_delay_ms;  /* coalescing delay; default 1000 */
+	uint64_t max_dirty;           /* bytes; default cache_size / 2 */
+	bool direct_io;               /* O_DIRECT cache file; default on */
+	bool readonly;
+};
+
+/* Fill conf with the defaults above. */
+void device_conf_init(struct device_conf *conf);
+
+/* Create or open the device in conf->cache_dir.  A parameter that
+ * contradicts an existing device is refused (NULL, errno EINVAL) with a
+ * message saying what to do.  Nothing on disk changes unless the open
+ * succeeds.  Returns NULL and sets errno on failure. */
+struct device *device_open(const struct device_conf *conf);
+
+/* Start background workers.  Returns 0 or -errno. */
+int device_start(struct device *dev);
+
+/* Stop workers, write back nothing more, persist the map, mark it
+ * clean and free everything.  NULL-safe. */
+void device_close(struct device *dev);
+
+uint64_t device_size(const struct device *dev);
+uint32_t device_chunk_size(const struct device *dev);
+
+/* Flags for device_write / device_zero. */
+#define DEV_FUA 0x1u       /* durable (as by device_flush) on return */
+#define DEV_MAY_TRIM 0x2u  /* zero: may deallocate */
+#define DEV_FAST_ZERO 0x4u /* zero: fail with -ENOTSUP rather than slow */
+
+int device_read(struct device *dev, void *buf, uint32_t count,
+		uint64_t offset);
+int device_write(struct device *dev, const void *buf, uint32_t count,
+		 uint64_t offset, unsigned flags);
+/* Make every write acknowledged so far durable on the cache device. */
+int device_flush(struct device *dev);
+/* Whole chunks in the range become ABSENT; partial chunks are kept
+ * (trim is advisory). */
+int device_trim(struct device *dev, uint32_t count, uint64_t offset,
+		unsigned flags);
+int device_zero(struct device *dev, uint32_t count, uint64_t offset,
+		unsigned flags);
+
+/* Report allocation: cb(opaque, offset, length, hole) for consecutive
+ * runs covering [offset, offset+count) rounded out to chunks.  ABSENT
+ * chunks are holes (reading zeros). */
+typedef int (*device_extent_cb)(void *opaque, uint64_t offset,
+				uint64_t length, bool hole);
+int device_extents(struct device *dev, uint32_t count, uint64_t offset,
+		   device_extent_cb cb, void *opaque);
+
+/* Wait until no chunk is dirty (every write is in the store). */
+int device_drain(struct device *dev);
+
+struct device_stats {
+	uint64_t nchunks, nslots, chunk_size;
+	uint64_t absent, cold, hot_clean, hot_dirty; /* chunks by state */
+	uint64_t slots_free;
+	uint64_t reads, writes, read_bytes, write_bytes;
+	uint64_t hits, misses;   /* chunk-level, on reads */
+	uint64_t fetches, fetch_bytes, fetch_waits; /* waits: single-flight */
+	uint64_t uploads, upload_bytes, upload_errors;
+	uint64_t evictions, bounces, checksum_errors, verify_refetches;
+	uint64_t flushes, throttled_writes;
+	uint64_t meta_bytes; /* resident metadata of the engine */
+	struct store_stats store;
+};
+
+void device_get_stats(struct device *dev, struct device_stats *out);
+
+#endif
