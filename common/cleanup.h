@@ -29,9 +29,9 @@ static inline void cleanup_unlock(pthread_mutex_t **m)
 }
 #define SCOPED_LOCK_CAT2(a, b) a##b
 #define SCOPED_LOCK_CAT(a, b) SCOPED_LOCK_CAT2(a, b)
-#define SCOPED_LOCK(m)                                                         \
-	__attribute__((cleanup(cleanup_unlock))) pthread_mutex_t               \
-		*SCOPED_LOCK_CAT(_scoped_lock_, __LINE__) = (m);               \
+#define SCOPED_LOCK(m)                                                   \
+	__attribute__((cleanup(cleanup_unlock)))                         \
+	pthread_mutex_t *SCOPED_LOCK_CAT(_scoped_lock_, __LINE__) = (m); \
 	pthread_mutex_lock(SCOPED_LOCK_CAT(_scoped_lock_, __LINE__))
 
 #endif

@@ -10,24 +10,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MIN(a, b)                                                              \
-	({                                                                     \
-		__typeof__(a) _a = (a);                                        \
-		__typeof__(b) _b = (b);                                        \
-		_a < _b ? _a : _b;                                             \
+#define UTIL_CAT2(a, b) a##b
+#define UTIL_CAT(a, b) UTIL_CAT2(a, b)
+#define MIN_(a, b, n)                                                \
+	({                                                           \
+		__typeof__(a) UTIL_CAT(_a, n) = (a);                 \
+		__typeof__(b) UTIL_CAT(_b, n) = (b);                 \
+		UTIL_CAT(_a, n) < UTIL_CAT(_b, n) ? UTIL_CAT(_a, n)  \
+						  : UTIL_CAT(_b, n); \
 	})
-#define MAX(a, b)                                                              \
-	({                                                                     \
-		__typeof__(a) _a = (a);                                        \
-		__typeof__(b) _b = (b);                                        \
-		_a > _b ? _a : _b;                                             \
+#define MAX_(a, b, n)                                                \
+	({                                                           \
+		__typeof__(a) UTIL_CAT(_a, n) = (a);                 \
+		__typeof__(b) UTIL_CAT(_b, n) = (b);                 \
+		UTIL_CAT(_a, n) > UTIL_CAT(_b, n) ? UTIL_CAT(_a, n)  \
+						  : UTIL_CAT(_b, n); \
 	})
+/* Both arguments should have the same type. */
+#define MIN(a, b) MIN_(a, b, __COUNTER__)
+#define MAX(a, b) MAX_(a, b, __COUNTER__)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define IS_ALIGNED(x, a) ((((uint64_t)(x)) & ((uint64_t)(a) - 1)) == 0)
-#define ROUND_DOWN(x, a) (((uint64_t)(x)) & ~((uint64_t)(a) - 1))
-#define ROUND_UP(x, a) ROUND_DOWN((uint64_t)(x) + (uint64_t)(a) - 1, (a))
-#define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
+#define IS_ALIGNED(x, a) ((((uint64_t)(x)) & ((uint64_t)(a)-1)) == 0)
+#define ROUND_DOWN(x, a) (((uint64_t)(x)) & ~((uint64_t)(a)-1))
+#define ROUND_UP(x, a) ROUND_DOWN((uint64_t)(x) + (uint64_t)(a)-1, (a))
+#define DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
 
 static inline bool is_power_of_2(uint64_t v)
 {

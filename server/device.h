@@ -28,7 +28,7 @@ struct device_conf {
 	struct logger log;
 
 	const char *cache_dir; /* required: holds `map` and `slots` */
-	uint64_t size;         /* 0: take it from an existing device */
+	uint64_t size;	       /* 0: take it from an existing device */
 	uint32_t chunk_size;   /* 0: existing device's, or 1 MiB if new */
 	uint64_t cache_size;   /* 0: existing, or required if new */
 
@@ -36,10 +36,10 @@ struct device_conf {
 	 * (required when creating). */
 	struct store_conf store;
 
-	unsigned push_threads;        /* write-back workers; default 4 */
-	unsigned writeback_delay_ms;  /* coalescing delay; default 1000 */
-	uint64_t max_dirty;           /* bytes; default cache_size / 2 */
-	bool direct_io;               /* O_DIRECT cache file; default on */
+	unsigned push_threads;	     /* write-back workers; default 4 */
+	unsigned writeback_delay_ms; /* coalescing delay; default 1000 */
+	uint64_t max_dirty;	     /* bytes; default cache_size / 2 */
+	bool direct_io;		     /* O_DIRECT cache file; default on */
 	bool readonly;
 };
 
@@ -63,12 +63,11 @@ uint64_t device_size(const struct device *dev);
 uint32_t device_chunk_size(const struct device *dev);
 
 /* Flags for device_write / device_zero. */
-#define DEV_FUA 0x1u       /* durable (as by device_flush) on return */
+#define DEV_FUA 0x1u	   /* durable (as by device_flush) on return */
 #define DEV_MAY_TRIM 0x2u  /* zero: may deallocate */
 #define DEV_FAST_ZERO 0x4u /* zero: fail with -ENOTSUP rather than slow */
 
-int device_read(struct device *dev, void *buf, uint32_t count,
-		uint64_t offset);
+int device_read(struct device *dev, void *buf, uint32_t count, uint64_t offset);
 int device_write(struct device *dev, const void *buf, uint32_t count,
 		 uint64_t offset, unsigned flags);
 /* Make every write acknowledged so far durable on the cache device. */
@@ -83,8 +82,8 @@ int device_zero(struct device *dev, uint32_t count, uint64_t offset,
 /* Report allocation: cb(opaque, offset, length, hole) for consecutive
  * runs covering [offset, offset+count) rounded out to chunks.  ABSENT
  * chunks are holes (reading zeros). */
-typedef int (*device_extent_cb)(void *opaque, uint64_t offset,
-				uint64_t length, bool hole);
+typedef int (*device_extent_cb)(void *opaque, uint64_t offset, uint64_t length,
+				bool hole);
 int device_extents(struct device *dev, uint32_t count, uint64_t offset,
 		   device_extent_cb cb, void *opaque);
 
@@ -96,7 +95,7 @@ struct device_stats {
 	uint64_t absent, cold, hot_clean, hot_dirty; /* chunks by state */
 	uint64_t slots_free;
 	uint64_t reads, writes, read_bytes, write_bytes;
-	uint64_t hits, misses;   /* chunk-level, on reads */
+	uint64_t hits, misses;			    /* chunk-level, on reads */
 	uint64_t fetches, fetch_bytes, fetch_waits; /* waits: single-flight */
 	uint64_t uploads, upload_bytes, upload_errors;
 	uint64_t evictions, bounces, checksum_errors, verify_refetches;

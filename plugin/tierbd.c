@@ -1,0 +1,423 @@
+/* tierbd.c - nbdkit glue: parameters, callbacks, start and stop.
+ *
+ * Everything that is not about nbdkit lives in the engine (server/):
+ * this file parses parameters into a struct device_conf, opens the
+ * device in .get_ready (so a bad parameter is an error before any
+ * client connects and nbdkit exits non-zero), starts the background
+ * workers in .after_fork (threads do not survive nbdkit's fork into
+ * the background) and closes the device in .cleanup.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "../server/device.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct device_conf conf;
+static struct device *dev;
+static char *secret_key; /* from nbdkit_read_password; never printed */
+
+static void plugin_log(void *opaque, enum log_level level, const char *fmt,
+		       va_list ap)
+{
+	char *msg = NULL;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return;
+	switch (level) {
+	case LOG_ERROR:
+		nbdkit_error("%s", msg);
+		break;
+	case LOG_WARN:
+		fprintf(stderr, "nbdkit: tierbd: warning: %s\n", msg);
+		break;
+	default:
+		nbdkit_debug("%s", msg);
+		break;
+	}
+	free(msg);
+}
+
+static void tierbd_load(void)
+{
+	device_conf_init(&conf);
+	conf.log.fn = plugin_log;
+	conf.store.log = conf.log;
+}
+
+static void tierbd_unload(void)
+{
+	free(secret_key);
+}
+
+static int parse_size(const char *key, const char *value, uint64_t *out)
+{
+	int64_t v = nbdkit_parse_size(value);
+
+	if (v < 0)
+		return -1; /* nbdkit said what is wrong */
+	if (v == 0) {
+		nbdkit_error("%s=%s: must be greater than zero", key, value);
+		return -1;
+	}
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static int parse_bool(const char *key, const char *value, bool *out)
+{
+	int b = nbdkit_parse_bool(value);
+
+	if (b < 0)
+		return -1;
+	*out = b;
+	return 0;
+}
+
+static int parse_uint(const char *key, const char *value, unsigned *out,
+		      unsigned min, unsigned max)
+{
+	if (nbdkit_parse_unsigned(key, value, out) < 0)
+		return -1;
+	if (*out < min || *out > max) {
+		nbdkit_error("%s=%s: must be from %u to %u", key, value, min,
+			     max);
+		return -1;
+	}
+	return 0;
+}
+
+static int tierbd_config(const char *key, const char *value)
+{
+	struct store_conf *s = &conf.store;
+	uint64_t v;
+	bool b;
+
+	if (strcmp(key, "size") == 0)
+		return parse_size(key, value, &conf.size);
+	if (strcmp(key, "chunk-size") == 0) {
+		if (parse_size(key, value, &v) < 0)
+			return -1;
+		if (v > UINT32_MAX) {
+			nbdkit_error("chunk-size=%s: at most 64M", value);
+			return -1;
+		}
+		conf.chunk_size = (uint32_t)v;
+		return 0;
+	}
+	if (strcmp(key, "cache") == 0) {
+		conf.cache_dir = value;
+		return 0;
+	}
+	if (strcmp(key, "cache-size") == 0)
+		return parse_size(key, value, &conf.cache_size);
+	if (strcmp(key, "store") == 0) {
+		s->spec = value;
+		return 0;
+	}
+	if (strcmp(key, "push-threads") == 0)
+		return parse_uint(key, value, &conf.push_threads, 1, 256);
+	if (strcmp(key, "writeback-delay") == 0)
+		return parse_uint(key, value, &conf.writeback_delay_ms, 0,
+				  3600 * 1000);
+	if (strcmp(key, "max-dirty") == 0)
+		return parse_size(key, value, &conf.max_dirty);
+	if (strcmp(key, "direct-io") == 0)
+		return parse_bool(key, value, &conf.direct_io);
+
+	/* S3 store */
+	if (strcmp(key, "s3-endpoint") == 0) {
+		s->s3_endpoint = value;
+		return 0;
+	}
+	if (strcmp(key, "s3-region") == 0) {
+		s->s3_region = value;
+		return 0;
+	}
+	if (strcmp(key, "s3-virtual-host") == 0) {
+		if (parse_bool(key, value, &b) < 0)
+			return -1;
+		s->s3_virtual_host = b;
+		return 0;
+	}
+	if (strcmp(key, "s3-ca-bundle") == 0) {
+		s->s3_ca_bundle = value;
+		return 0;
+	}
+	if (strcmp(key, "s3-insecure") == 0) {
+		if (parse_bool(key, value, &b) < 0)
+			return -1;
+		s->s3_insecure = b;
+		return 0;
+	}
+	if (strcmp(key, "s3-access-key") == 0) {
+		s->s3_access_key = value;
+		return 0;
+	}
+	if (strcmp(key, "s3-secret-key") == 0) {
+		free(secret_key);
+		secret_key = NULL;
+		if (nbdkit_read_password(value, &secret_key) < 0)
+			return -1;
+		s->s3_secret_key = secret_key;
+		return 0;
+	}
+	if (strcmp(key, "s3-credentials-file") == 0) {
+		s->s3_credentials_file = value;
+		return 0;
+	}
+	if (strcmp(key, "s3-profile") == 0) {
+		s->s3_profile = value;
+		return 0;
+	}
+	if (strcmp(key, "s3-timeout") == 0) {
+		unsigned sec;
+		if (parse_uint(key, value, &sec, 1, 3600) < 0)
+			return -1;
+		s->s3_timeout_ms = sec * 1000;
+		return 0;
+	}
+	if (strcmp(key, "s3-connections") == 0)
+		return parse_uint(key, value, &s->s3_connections, 1, 1024);
+
+	nbdkit_error("unknown parameter '%s' (see: nbdkit tierbd --help)", key);
+	return -1;
+}
+
+static int tierbd_config_complete(void)
+{
+	if (!conf.cache_dir) {
+		nbdkit_error("cache= is required: the directory for the hot "
+			     "cache and the chunk map (see: nbdkit tierbd "
+			     "--help)");
+		return -1;
+	}
+	return 0;
+}
+
+#define tierbd_config_help                                                    \
+	"cache=DIR              (required) hot cache and chunk map "          \
+	"directory\n"                                                         \
+	"size=SIZE              device size (creating; stored afterwards)\n"  \
+	"cache-size=SIZE        hot cache size (creating; may grow later)\n"  \
+	"store=SPEC             cold store: dir:PATH or s3://BUCKET/PREFIX\n" \
+	"                       (creating; stored afterwards)\n"              \
+	"chunk-size=SIZE        power of two, 64K..64M (default 1M)\n"        \
+	"push-threads=N         write-back uploads in parallel (default 4)\n" \
+	"writeback-delay=MS     coalescing delay before upload (default "     \
+	"1000)\n"                                                             \
+	"max-dirty=SIZE         writers slow down above this (default\n"      \
+	"                       half the cache)\n"                            \
+	"direct-io=BOOL         O_DIRECT cache file (default true)\n"         \
+	"s3-endpoint=URL        http(s)://host[:port] (default AWS)\n"        \
+	"s3-region=REGION       signing region (default us-east-1)\n"         \
+	"s3-virtual-host=BOOL   BUCKET.host addressing (default false)\n"     \
+	"s3-ca-bundle=FILE      CA certificates for https\n"                  \
+	"s3-insecure=BOOL       skip TLS verification (testing only)\n"       \
+	"s3-access-key=KEY      else AWS_ACCESS_KEY_ID or credentials file\n" \
+	"s3-secret-key=SECRET   '+FILE' reads a file, '-' prompts; else\n"    \
+	"                       AWS_SECRET_ACCESS_KEY or credentials file\n"  \
+	"s3-credentials-file=F  AWS credentials file (default ~/.aws/...)\n"  \
+	"s3-profile=NAME        section of the credentials file\n"            \
+	"s3-timeout=SECONDS     per request (default 30)\n"                   \
+	"s3-connections=N       pooled connections (default 16)"
+
+static int tierbd_get_ready(void)
+{
+	dev = device_open(&conf);
+	if (!dev)
+		return -1; /* the engine said why */
+	return 0;
+}
+
+static int tierbd_after_fork(void)
+{
+	int r = device_start(dev);
+
+	if (r < 0) {
+		nbdkit_error("starting background workers: %s", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+static void tierbd_cleanup(void)
+{
+	if (dev) {
+		struct device_stats st;
+
+		device_get_stats(dev, &st);
+		nbdkit_debug("stats: hits %llu misses %llu fetches %llu "
+			     "uploads %llu evictions %llu checksum errors %llu",
+			     (unsigned long long)st.hits,
+			     (unsigned long long)st.misses,
+			     (unsigned long long)st.fetches,
+			     (unsigned long long)st.uploads,
+			     (unsigned long long)st.evictions,
+			     (unsigned long long)st.checksum_errors);
+	}
+	device_close(dev);
+	dev = NULL;
+}
+
+static void tierbd_dump_plugin(void)
+{
+	printf("tierbd_chunk_states=ABSENT,COLD,HOT_CLEAN,HOT_DIRTY\n");
+	printf("tierbd_stores=dir,s3\n");
+	printf("tierbd_features=pread,pwrite,flush,fua,trim,zero,fast_zero,"
+	       "extents,multi_conn,block_size\n");
+	printf("tierbd_cache_io=io_uring,O_DIRECT\n");
+	printf("tierbd_object_format=lz4,xxh3\n");
+}
+
+static void *tierbd_open(int readonly)
+{
+	return NBDKIT_HANDLE_NOT_NEEDED;
+}
+
+static int64_t tierbd_get_size(void *handle)
+{
+	return (int64_t)device_size(dev);
+}
+
+static int tierbd_block_size(void *handle, uint32_t *minimum,
+			     uint32_t *preferred, uint32_t *maximum)
+{
+	*minimum = 1;
+	*preferred = 4096;
+	*maximum = 0xffffffff;
+	return 0;
+}
+
+static int one(void *handle)
+{
+	return 1;
+}
+
+static int zero(void *handle)
+{
+	return 0;
+}
+
+static int tierbd_can_fua(void *handle)
+{
+	return NBDKIT_FUA_NATIVE;
+}
+
+static int fail(const char *what, int r)
+{
+	if (r != -ENOTSUP)
+		nbdkit_error("%s: %s", what, strerror(-r));
+	nbdkit_set_error(-r);
+	return -1;
+}
+
+static int tierbd_pread(void *handle, void *buf, uint32_t count,
+			uint64_t offset, uint32_t flags)
+{
+	int r = device_read(dev, buf, count, offset);
+
+	return r < 0 ? fail("read", r) : 0;
+}
+
+static int tierbd_pwrite(void *handle, const void *buf, uint32_t count,
+			 uint64_t offset, uint32_t flags)
+{
+	int r = device_write(dev, buf, count, offset,
+			     flags & NBDKIT_FLAG_FUA ? DEV_FUA : 0);
+
+	return r < 0 ? fail("write", r) : 0;
+}
+
+static int tierbd_flush(void *handle, uint32_t flags)
+{
+	int r = device_flush(dev);
+
+	return r < 0 ? fail("flush", r) : 0;
+}
+
+static int tierbd_trim(void *handle, uint32_t count, uint64_t offset,
+		       uint32_t flags)
+{
+	int r = device_trim(dev, count, offset,
+			    flags & NBDKIT_FLAG_FUA ? DEV_FUA : 0);
+
+	return r < 0 ? fail("trim", r) : 0;
+}
+
+static int tierbd_zero(void *handle, uint32_t count, uint64_t offset,
+		       uint32_t flags)
+{
+	unsigned f = 0;
+	int r;
+
+	if (flags & NBDKIT_FLAG_FUA)
+		f |= DEV_FUA;
+	if (flags & NBDKIT_FLAG_MAY_TRIM)
+		f |= DEV_MAY_TRIM;
+	if (flags & NBDKIT_FLAG_FAST_ZERO)
+		f |= DEV_FAST_ZERO;
+	r = device_zero(dev, count, offset, f);
+	return r < 0 ? fail("zero", r) : 0;
+}
+
+static int add_extent(void *opaque, uint64_t offset, uint64_t length, bool hole)
+{
+	uint32_t type = hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+
+	return nbdkit_add_extent(opaque, offset, length, type) < 0 ? -EIO : 0;
+}
+
+static int tierbd_extents(void *handle, uint32_t count, uint64_t offset,
+			  uint32_t flags, struct nbdkit_extents *extents)
+{
+	int r = device_extents(dev, count, offset, add_extent, extents);
+
+	return r < 0 ? fail("extents", r) : 0;
+}
+
+static struct nbdkit_plugin plugin = {
+	.name = "tierbd",
+	.longname = "tierbd tiered block device",
+	.version = "0.1.0",
+	.description = "a block device tiered between a local cache and "
+		       "an object store",
+	.load = tierbd_load,
+	.unload = tierbd_unload,
+	.config = tierbd_config,
+	.config_complete = tierbd_config_complete,
+	.config_help = tierbd_config_help,
+	.magic_config_key = "size",
+	.get_ready = tierbd_get_ready,
+	.after_fork = tierbd_after_fork,
+	.cleanup = tierbd_cleanup,
+	.dump_plugin = tierbd_dump_plugin,
+	.open = tierbd_open,
+	.get_size = tierbd_get_size,
+	.block_size = tierbd_block_size,
+	.can_write = one,
+	.can_flush = one,
+	.can_fua = tierbd_can_fua,
+	.can_trim = one,
+	.can_zero = one,
+	.can_fast_zero = one,
+	.can_extents = one,
+	.can_multi_conn = one,
+	.is_rotational = zero,
+	.pread = tierbd_pread,
+	.pwrite = tierbd_pwrite,
+	.flush = tierbd_flush,
+	.trim = tierbd_trim,
+	.zero = tierbd_zero,
+	.extents = tierbd_extents,
+	.errno_is_preserved = 0,
+};
+
+NBDKIT_REGISTER_PLUGIN(plugin)

@@ -1,0 +1,387 @@
+/* cache.c - slot file I/O (O_DIRECT through io_uring) and the allocator.
+ *
+ * Bounce buffers are per thread (pthread key with destructor), grown to
+ * the largest request the thread has seen, at most a chunk plus two
+ * blocks.  The allocator's arrays are per slot, not per chunk: the
+ * metadata here scales with the cache, not with the device.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+#include "cache.h"
+#include "uring.h"
+
+#define DIO_ALIGN 4096u
+
+struct cache {
+	struct logger log;
+	int fd;
+	uint32_t chunk_size;
+	uint64_t nslots;
+	uint32_t align; /* DIO_ALIGN with O_DIRECT, else 1 */
+
+	pthread_mutex_t lock; /* protects free_stack, nfree, owner, hand */
+	uint32_t *free_stack;
+	uint64_t nfree;
+	uint64_t *owner; /* per slot: chunk index or OWNER_NONE */
+	uint8_t *refbit; /* per slot: CLOCK bit, atomic, no lock */
+	uint64_t hand;
+
+	uint64_t bounces, rmw; /* atomics */
+};
+
+/* ---- per-thread bounce buffer ---------------------------------------- */
+
+struct bounce {
+	void *buf;
+	size_t size;
+};
+
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+
+static void bounce_destroy(void *p)
+{
+	struct bounce *b = p;
+
+	free(b->buf);
+	free(b);
+}
+
+static void bounce_key_init(void)
+{
+	pthread_key_create(&bounce_key, bounce_destroy);
+}
+
+static void *bounce_get(size_t size)
+{
+	struct bounce *b;
+
+	pthread_once(&bounce_once, bounce_key_init);
+	b = pthread_getspecific(bounce_key);
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return NULL;
+		pthread_setspecific(bounce_key, b);
+	}
+	if (b->size < size) {
+		void *n;
+
+		if (posix_memalign(&n, DIO_ALIGN, size) != 0)
+			return NULL;
+		free(b->buf);
+		b->buf = n;
+		b->size = size;
+	}
+	return b->buf;
+}
+
+/* ---- open / close ---------------------------------------------------- */
+
+struct cache *cache_open(const struct cache_conf *conf)
+{
+	struct cache *c;
+	uint64_t bytes = conf->nslots * conf->chunk_size;
+	int flags = O_RDWR | O_CLOEXEC | (conf->create ? O_CREAT : 0);
+	struct stat st;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->log = conf->log;
+	c->chunk_size = conf->chunk_size;
+	c->nslots = conf->nslots;
+	c->fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+
+	if (conf->direct_io) {
+		c->fd = open(conf->path, flags | O_DIRECT, 0600);
+		if (c->fd < 0 && errno == EINVAL)
+			tlog(&c->log, LOG_WARN,
+			     "%s: the filesystem refuses O_DIRECT; the cache "
+			     "uses buffered I/O (slower for small writes)",
+			     conf->path);
+		else if (c->fd >= 0)
+			c->align = DIO_ALIGN;
+	}
+	if (c->fd < 0)
+		c->fd = open(conf->path, flags, 0600);
+	if (c->fd < 0) {
+		err = errno;
+		tlog(&c->log, LOG_ERROR, "open %s: %s", conf->path,
+		     strerror(err));
+		goto fail;
+	}
+	if (!c->align)
+		c->align = 1;
+	if (fstat(c->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err = S_ISREG(st.st_mode) ? errno : EINVAL;
+		tlog(&c->log, LOG_ERROR, "%s: not a regular file", conf->path);
+		goto fail;
+	}
+	if ((uint64_t)st.st_size < bytes) {
+		/* Reserve the space now, so a full disk is an error at
+		 * start rather than a failed write later. */
+		err = posix_fallocate(c->fd, 0, (off_t)bytes);
+		if (err == EOPNOTSUPP || err == EINVAL)
+			err = ftruncate(c->fd, (off_t)bytes) < 0 ? errno : 0;
+		if (err) {
+			tlog(&c->log, LOG_ERROR,
+			     "%s: cannot reserve %llu bytes for the cache: "
+			     "%s%s",
+			     conf->path, (unsigned long long)bytes,
+			     strerror(err),
+			     err == ENOSPC ? " (choose a smaller cache-size= "
+					     "or free space)"
+					   : "");
+			goto fail;
+		}
+	}
+
+	c->free_stack = malloc(c->nslots * sizeof(*c->free_stack));
+	c->owner = malloc(c->nslots * sizeof(*c->owner));
+	c->refbit = calloc(c->nslots, 1);
+	if (!c->free_stack || !c->owner || !c->refbit) {
+		err = ENOMEM;
+		goto fail;
+	}
+	/* Free slots pop in ascending order. */
+	for (uint64_t i = 0; i < c->nslots; i++) {
+		c->owner[i] = OWNER_NONE;
+		c->free_stack[i] = (uint32_t)(c->nslots - 1 - i);
+	}
+	c->nfree = c->nslots;
+	return c;
+
+fail:
+	cache_close(c);
+	errno = err;
+	return NULL;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->free_stack);
+	free(c->owner);
+	free(c->refbit);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* ---- data ------------------------------------------------------------ */
+
+static int io(struct cache *c, bool write, void *buf, size_t len, off_t off)
+{
+	struct uring_req q = {
+		.fd = c->fd, .write = write, .buf = buf, .len = len, .off = off
+	};
+
+	return uring_rw(&c->log, &q, 1);
+}
+
+static off_t slot_base(const struct cache *c, uint32_t slot)
+{
+	return (off_t)slot * c->chunk_size;
+}
+
+bool cache_write_is_rmw(const struct cache *c, uint32_t len, uint32_t off)
+{
+	return !IS_ALIGNED(off, c->align) || !IS_ALIGNED(len, c->align);
+}
+
+int cache_read(struct cache *c, uint32_t slot, void *buf, uint32_t len,
+	       uint32_t off)
+{
+	uint32_t a0, a1;
+	char *b;
+	int r;
+
+	if (IS_ALIGNED(buf, c->align) && !cache_write_is_rmw(c, len, off))
+		return io(c, false, buf, len, slot_base(c, slot) + off);
+
+	a0 = (uint32_t)ROUND_DOWN(off, c->align);
+	a1 = (uint32_t)ROUND_UP((uint64_t)off + len, c->align);
+	b = bounce_get(a1 - a0);
+	if (!b)
+		return -ENOMEM;
+	__atomic_fetch_add(&c->bounces, 1, __ATOMIC_RELAXED);
+	r = io(c, false, b, a1 - a0, slot_base(c, slot) + a0);
+	if (r == 0)
+		memcpy(buf, b + (off - a0), len);
+	return r;
+}
+
+int cache_write(struct cache *c, uint32_t slot, const void *buf, uint32_t len,
+		uint32_t off)
+{
+	off_t base = slot_base(c, slot);
+	uint32_t a0, a1, blk = c->align;
+	char *b;
+	int r;
+
+	if (IS_ALIGNED(buf, blk) && !cache_write_is_rmw(c, len, off))
+		return io(c, true, (void *)buf, len, base + off);
+
+	a0 = (uint32_t)ROUND_DOWN(off, blk);
+	a1 = (uint32_t)ROUND_UP((uint64_t)off + len, blk);
+	b = bounce_get(a1 - a0);
+	if (!b)
+		return -ENOMEM;
+	__atomic_fetch_add(&c->bounces, 1, __ATOMIC_RELAXED);
+	if (cache_write_is_rmw(c, len, off)) {
+		/* Fill the partial edge blocks with what is on disk. */
+		__atomic_fetch_add(&c->rmw, 1, __ATOMIC_RELAXED);
+		if (off != a0) {
+			r = io(c, false, b, blk, base + a0);
+			if (r < 0)
+				return r;
+		}
+		if (off + len != a1 && (a1 - blk != a0 || off == a0)) {
+			r = io(c, false, b + (a1 - blk - a0), blk,
+			       base + a1 - blk);
+			if (r < 0)
+				return r;
+		}
+	}
+	memcpy(b + (off - a0), buf, len);
+	return io(c, true, b, a1 - a0, base + a0);
+}
+
+int cache_zero_slot(struct cache *c, uint32_t slot)
+{
+	off_t base = slot_base(c, slot);
+	char *z;
+	int r;
+
+	if (fallocate(c->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, base,
+		      c->chunk_size) == 0)
+		return 0;
+	if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, base,
+		      c->chunk_size) == 0)
+		return 0;
+	z = bounce_get(c->chunk_size);
+	if (!z)
+		return -ENOMEM;
+	memset(z, 0, c->chunk_size);
+	r = io(c, true, z, c->chunk_size, base);
+	return r;
+}
+
+int cache_sync(struct cache *c)
+{
+	return fdatasync(c->fd) < 0 ? -errno : 0;
+}
+
+/* ---- allocator ------------------------------------------------------- */
+
+int cache_alloc(struct cache *c, uint64_t owner, uint32_t *slot)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->nfree == 0) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOSPC;
+	}
+	*slot = c->free_stack[--c->nfree];
+	c->owner[*slot] = owner;
+	/* A newly filled slot gets one turn of the clock before it can go. */
+	__atomic_store_n(&c->refbit[*slot], 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void cache_free(struct cache *c, uint32_t slot)
+{
+	pthread_mutex_lock(&c->lock);
+	c->owner[slot] = OWNER_NONE;
+	c->free_stack[c->nfree++] = slot;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_claim(struct cache *c, uint32_t slot, uint64_t owner)
+{
+	int r = 0;
+
+	if (slot >= c->nslots)
+		return -ERANGE;
+	pthread_mutex_lock(&c->lock);
+	if (c->owner[slot] != OWNER_NONE) {
+		r = -EBUSY;
+	} else {
+		/* Remove it from the free stack (open time only: O(n)). */
+		for (uint64_t i = 0; i < c->nfree; i++) {
+			if (c->free_stack[i] == slot) {
+				c->free_stack[i] = c->free_stack[--c->nfree];
+				break;
+			}
+		}
+		c->owner[slot] = owner;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void cache_touch(struct cache *c, uint32_t slot)
+{
+	if (!__atomic_load_n(&c->refbit[slot], __ATOMIC_RELAXED))
+		__atomic_store_n(&c->refbit[slot], 1, __ATOMIC_RELAXED);
+}
+
+int cache_clock_next(struct cache *c, uint32_t *slot, uint64_t *owner)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t n = 0; n < 2 * c->nslots; n++) {
+		uint64_t s = c->hand;
+
+		c->hand = (c->hand + 1) % c->nslots;
+		if (c->owner[s] == OWNER_NONE)
+			continue;
+		if (__atomic_exchange_n(&c->refbit[s], 0, __ATOMIC_RELAXED))
+			continue;
+		*slot = (uint32_t)s;
+		*owner = c->owner[s];
+		r = 0;
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+uint64_t cache_owner(struct cache *c, uint32_t slot)
+{
+	uint64_t o;
+
+	pthread_mutex_lock(&c->lock);
+	o = c->owner[slot];
+	pthread_mutex_unlock(&c->lock);
+	return o;
+}
+
+uint64_t cache_nslots(const struct cache *c)
+{
+	return c->nslots;
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	out->free_slots = c->nfree;
+	pthread_mutex_unlock(&c->lock);
+	out->bounces = __atomic_load_n(&c->bounces, __ATOMIC_RELAXED);
+	out->rmw = __atomic_load_n(&c->rmw, __ATOMIC_RELAXED);
+	out->direct_io = c->align > 1;
+}

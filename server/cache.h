@@ -1,0 +1,80 @@
+/* cache.h - the hot tier: a file of fixed-size slots, and their allocator.
+ *
+ * The file `slots` in the cache directory holds nslots slots of
+ * chunk_size bytes; slot s is at offset s * chunk_size.  It is opened
+ * with O_DIRECT where the filesystem allows (tmpfs does not: then
+ * buffered I/O, logged once), so small writes do not pay for the page
+ * cache of large fills.  Requests whose buffer, offset or length are
+ * not aligned to the device block go through bounce buffers (counted);
+ * an unaligned write is a read-modify-write of the edge blocks, so the
+ * caller must keep other writers of that chunk out meanwhile.
+ *
+ * Allocator: a stack of free slots and, per slot, its owner chunk and a
+ * CLOCK reference bit.  The owner is set by cache_alloc and cleared by
+ * cache_free; the engine checks it against its map before evicting.
+ * All allocator calls take the allocator lock inside; none does I/O.
+ */
+#ifndef TIERBD_CACHE_H
+#define TIERBD_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/log.h"
+
+#define OWNER_NONE UINT64_MAX
+
+struct cache;
+
+struct cache_conf {
+	struct logger log;
+	const char *path;    /* the slots file */
+	uint64_t nslots;     /* >= 1 */
+	uint32_t chunk_size; /* power of two */
+	bool direct_io;	     /* try O_DIRECT */
+	bool create;	     /* create the file (else it must exist) */
+};
+
+struct cache_stats {
+	uint64_t bounces; /* requests copied through an aligned buffer */
+	uint64_t rmw;	  /* unaligned writes (read-modify-write) */
+	uint64_t free_slots;
+	bool direct_io; /* O_DIRECT in use */
+};
+
+/* Open (or create) the slots file, sized to nslots slots.  NULL+errno. */
+struct cache *cache_open(const struct cache_conf *conf);
+void cache_close(struct cache *c); /* NULL-safe */
+
+/* Data: offsets are within the slot; off + len <= chunk_size. */
+int cache_read(struct cache *c, uint32_t slot, void *buf, uint32_t len,
+	       uint32_t off);
+int cache_write(struct cache *c, uint32_t slot, const void *buf, uint32_t len,
+		uint32_t off);
+/* Make a whole slot read as zeros (fallocate, or writes of zeros). */
+int cache_zero_slot(struct cache *c, uint32_t slot);
+/* Make completed writes durable (fdatasync). */
+int cache_sync(struct cache *c);
+/* True if a write at off/len needs read-modify-write (see above). */
+bool cache_write_is_rmw(const struct cache *c, uint32_t len, uint32_t off);
+
+/* Allocator. */
+/* Take a free slot for owner; -ENOSPC if none is free. */
+int cache_alloc(struct cache *c, uint64_t owner, uint32_t *slot);
+/* Give a slot back.  The caller guarantees nobody uses it any more. */
+void cache_free(struct cache *c, uint32_t slot);
+/* Claim a specific slot for owner while loading a map (open time);
+ * -EBUSY if it is taken, -ERANGE if out of range. */
+int cache_claim(struct cache *c, uint32_t slot, uint64_t owner);
+/* Set the reference bit of a slot (a hit). Lock-free. */
+void cache_touch(struct cache *c, uint32_t slot);
+/* Advance the CLOCK hand: clear reference bits as it passes, and return
+ * the next allocated slot whose bit was already clear, with its owner.
+ * -ENOENT after a full two turns found nothing. */
+int cache_clock_next(struct cache *c, uint32_t *slot, uint64_t *owner);
+uint64_t cache_owner(struct cache *c, uint32_t slot);
+
+uint64_t cache_nslots(const struct cache *c);
+void cache_get_stats(struct cache *c, struct cache_stats *out);
+
+#endif

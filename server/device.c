@@ -1,0 +1,724 @@
+/* device.c - the engine: chunk map, read/write paths, write-back.
+ *
+ * Files in the cache directory:
+ *   map    superblock + one 32-byte entry per chunk (proto/cachemap.h),
+ *          mmapped MAP_SHARED: an update is in the page cache at once,
+ *          so it survives kill -9; msync makes it survive a host crash.
+ *   slots  the hot cache (server/cache.h).
+ *
+ * Chunk states (enum chunk_state) and what holds in each:
+ *
+ *   state      slot      gen           content is
+ *   ABSENT     NONE      0             zeros; no object
+ *   COLD       NONE      != 0          object gen (hash = its data hash)
+ *   HOT_CLEAN  s         != 0          slot s == object gen
+ *   HOT_DIRTY  s         old or 0      slot s, newer than any object
+ *
+ * Run-time flags (cleared when the map is opened):
+ *   BUSY       one thread owns the entry's transition (fetch, first
+ *              fill, read-modify-write, verify); others wait on the
+ *              stripe's condvar.  Nothing else changes the entry.
+ *   UPLOADING  a push is reading the slot; writes continue and set
+ *              REDIRTY, so the push leaves the chunk dirty.
+ *   QUEUED     the chunk is in the write-back queue.
+ *   VERIFY     a clean copy not yet checked after an unclean stop.
+ *
+ * Locks.  Entries are guarded by striped mutexes (chunk index modulo
+ * NSTRIPES); slot_refs[s] by the stripe of the chunk that owns s.  The
+ * write-back lock guards the dirty queue and the pending deletions.
+ * Order: stripe -> wb_lock, and stripe -> cache allocator lock; no
+ * lock is held across disk or store I/O: mark the entry BUSY or take a
+ * slot reference, unlock, do the I/O, relock, re-check.
+ *
+ * Slot reuse and crashes.  Entries change in memory before data moves:
+ * a chunk becomes HOT_DIRTY before its slot is written.  After an
+ * unclean stop, clean copies are verified against their hash on first
+ * use (VERIFY), and two entries claiming one slot are resolved in
+ * favour of the dirty one; a slot freed by trim is reused only after
+ * the map is synced.  Old object versions are deleted only after the
+ * map naming the new one is synced.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <xxhash.h>
+
+#include "../common/cleanup.h"
+#include "../proto/chunk_object.h"
+#include "device_priv.h"
+
+/* ---- superblock and map persistence --------------------------------- */
+
+/* Caller holds gen_lock, or is single-threaded (open/close). */
+void dev_sb_store(struct device *d)
+{
+	sb_encode(&d->sb, d->map);
+}
+
+int dev_map_sync(struct device *d)
+{
+	if (msync(d->map, d->map_len, MS_SYNC) < 0) {
+		int err = errno;
+		tlog(&d->log, LOG_ERROR, "msync %s/map: %s", d->cache_dir,
+		     strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+int dev_sb_sync(struct device *d)
+{
+	return msync(d->map, SB_SIZE, MS_SYNC) < 0 ? -errno : 0;
+}
+
+/* A generation never used before for any chunk of this device: the
+ * superblock reserves a range before any of it is handed out. */
+uint64_t dev_gen_next(struct device *d)
+{
+	uint64_t g;
+
+	SCOPED_LOCK(&d->gen_lock);
+	if (d->next_gen >= d->sb.gen_reserved) {
+		d->sb.gen_reserved = d->next_gen + GEN_RESERVE;
+		dev_sb_store(d);
+		dev_sb_sync(d);
+	}
+	g = d->next_gen++;
+	return g;
+}
+
+/* ---- slots ----------------------------------------------------------- */
+
+/* Release a slot whose chunk no longer points at it.  The map must not
+ * still name it on disk when it is reused: sync first (rare path). */
+void dev_release_orphan(struct device *d, uint32_t slot)
+{
+	dev_map_sync(d);
+	cache_free(d->cache, slot);
+}
+
+/* Drop a slot reference.  Called with the stripe of idx held; returns
+ * true if the slot became an orphan to release after unlocking. */
+bool dev_slot_put(struct device *d, uint64_t idx, uint32_t slot)
+{
+	struct chunk_ent *e = &d->ents[idx];
+
+	if (--d->slot_refs[slot] > 0)
+		return false;
+	pthread_cond_broadcast(&stripe_of(d, idx)->changed);
+	return e->slot != slot;
+}
+
+/* Evict up to `want` clean, unpinned, unused chunks (CLOCK order).
+ * Returns how many slots were freed. */
+static unsigned evict_some(struct device *d, unsigned want)
+{
+	unsigned freed = 0;
+	uint64_t tries = 2 * cache_nslots(d->cache);
+
+	while (freed < want && tries--) {
+		uint32_t slot;
+		uint64_t owner;
+		struct stripe *s;
+		struct chunk_ent *e;
+		bool ok;
+
+		if (cache_clock_next(d->cache, &slot, &owner) < 0)
+			break;
+		if (owner >= d->nchunks)
+			continue;
+		s = stripe_of(d, owner);
+		pthread_mutex_lock(&s->lock);
+		e = &d->ents[owner];
+		ok = e->state == CHUNK_HOT_CLEAN && e->slot == slot &&
+		     !(e->flags & (CE_F_BUSY | CE_F_UPLOADING | CE_F_PINNED)) &&
+		     d->slot_refs[slot] == 0;
+		if (ok) {
+			e->state = CHUNK_COLD;
+			e->slot = SLOT_NONE;
+			e->flags &= (uint8_t)~CE_F_VERIFY;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (ok) {
+			cache_free(d->cache, slot);
+			STAT_INC(d, evictions);
+			freed++;
+		}
+	}
+	return freed;
+}
+
+/* Get a free slot for chunk idx: evict clean chunks if needed, and if
+ * every slot is dirty or in use, hurry write-back and wait for it. */
+static int slot_alloc(struct device *d, uint64_t idx, uint32_t *slot)
+{
+	bool urged = false;
+	uint64_t batch64 = MAX((uint64_t)1,
+			       MIN((uint64_t)64, cache_nslots(d->cache) / 32));
+	unsigned batch = (unsigned)batch64;
+
+	for (;;) {
+		if (cache_alloc(d->cache, idx, slot) == 0)
+			break;
+		if (evict_some(d, batch) > 0)
+			continue;
+		if (!urged) {
+			wb_kick(d, true);
+			urged = true;
+			STAT_INC(d, throttled_writes);
+		}
+		pthread_mutex_lock(&d->wb_lock);
+		if (!d->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&d->wb_progress, &d->wb_lock,
+					       &ts);
+		}
+		pthread_mutex_unlock(&d->wb_lock);
+	}
+	if (urged)
+		wb_unurge(d);
+	return 0;
+}
+
+/* ---- per-chunk transitions (caller holds the stripe) ----------------- */
+
+static void busy_end(struct device *d, uint64_t idx)
+{
+	d->ents[idx].flags &= (uint8_t)~CE_F_BUSY;
+	pthread_cond_broadcast(&stripe_of(d, idx)->changed);
+}
+
+/* Fetch COLD chunk idx into a new slot (entry BUSY meanwhile).  If out
+ * is set, also copy len bytes at off to it.  Returns with the stripe
+ * held; the chunk is HOT_CLEAN on success. */
+static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
+		 uint32_t off)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
+	struct chunk_obj_info want = { .index = idx,
+				       .generation = e->gen,
+				       .device_id = d->sb.device_id,
+				       .raw_len = d->chunk_size };
+	uint64_t hash = e->hash;
+	char key[64];
+	void *obj = NULL, *data = NULL;
+	size_t objlen;
+	uint32_t slot = SLOT_NONE;
+	struct chunk_obj_info got;
+	int r;
+
+	e->flags |= CE_F_BUSY;
+	pthread_mutex_unlock(&s->lock);
+
+	chunk_key(key, sizeof(key), idx, want.generation);
+	data = chunk_buf_alloc(d);
+	r = data ? 0 : -ENOMEM;
+	if (r == 0)
+		r = d->store->ops->get(d->store, key, &obj, &objlen);
+	if (r < 0) {
+		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": fetch %s: %s", idx,
+		     key, strerror(-r));
+		if (r == -ENOENT)
+			r = -EIO; /* the map names it: the store lost it */
+		goto out;
+	}
+	STAT_INC(d, fetches);
+	STAT_ADD(d, fetch_bytes, objlen);
+	r = chunk_obj_decode(obj, objlen, &want, data, d->chunk_size, &got);
+	if (r == 0 && got.data_hash != hash)
+		r = -ESTALE;
+	if (r < 0) {
+		STAT_INC(d, checksum_errors);
+		tlog(&d->log, LOG_ERROR,
+		     "chunk %" PRIu64 ": object %s is corrupt or not the one "
+		     "the map expects (%s); refusing to serve it (EIO)",
+		     idx, key, strerror(-r));
+		r = -EIO;
+		goto out;
+	}
+	r = slot_alloc(d, idx, &slot);
+	if (r == 0)
+		r = cache_write(d->cache, slot, data, d->chunk_size, 0);
+	if (r < 0)
+		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache write: %s",
+		     idx, strerror(-r));
+	else if (out)
+		memcpy(out, (char *)data + off, len);
+out:
+	free(obj);
+	free(data);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0) {
+		e->state = CHUNK_HOT_CLEAN;
+		e->slot = slot;
+	} else if (slot != SLOT_NONE) {
+		cache_free(d->cache, slot); /* never named by the map */
+	}
+	busy_end(d, idx);
+	return r;
+}
+
+/* Check a clean copy after an unclean stop; on mismatch drop it so the
+ * next access refetches.  Stripe held on entry and on return. */
+static int verify(struct device *d, uint64_t idx)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
+	uint32_t slot = e->slot;
+	void *data;
+	int r;
+
+	e->flags |= CE_F_BUSY;
+	while (d->slot_refs[slot] > 0)
+		pthread_cond_wait(&s->changed, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	data = chunk_buf_alloc(d);
+	r = data ? cache_read(d->cache, slot, data, d->chunk_size, 0) : -ENOMEM;
+	bool ok = r == 0 && XXH3_64bits(data, d->chunk_size) == e->hash;
+	free(data);
+	pthread_mutex_lock(&s->lock);
+	e->flags &= (uint8_t)~CE_F_VERIFY;
+	if (!ok) {
+		/* Not the committed object: a write lost in a crash left
+		 * it, or the slot was reused.  The store has the truth. */
+		tlog(&d->log, LOG_WARN,
+		     "chunk %" PRIu64 ": cached copy does not match its "
+		     "checksum after an unclean stop; refetching",
+		     idx);
+		STAT_INC(d, verify_refetches);
+		e->state = CHUNK_COLD;
+		e->slot = SLOT_NONE;
+		pthread_mutex_unlock(&s->lock);
+		dev_release_orphan(d, slot);
+		pthread_mutex_lock(&s->lock);
+	}
+	busy_end(d, idx);
+	return 0;
+}
+
+/* ---- read ------------------------------------------------------------ */
+
+static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
+		      uint32_t off)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
+	bool missed = false;
+	uint32_t slot;
+	bool orphan;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		if (e->flags & CE_F_BUSY) {
+			STAT_INC(d, fetch_waits);
+			pthread_cond_wait(&s->changed, &s->lock);
+			continue;
+		}
+		if (e->state == CHUNK_ABSENT) {
+			pthread_mutex_unlock(&s->lock);
+			memset(buf, 0, len);
+			return 0;
+		}
+		if (e->state == CHUNK_COLD) {
+			missed = true;
+			STAT_INC(d, misses);
+			r = fetch(d, idx, buf, len, off);
+			pthread_mutex_unlock(&s->lock);
+			return r;
+		}
+		if (e->flags & CE_F_VERIFY) {
+			verify(d, idx);
+			continue;
+		}
+		break;
+	}
+	slot = e->slot;
+	d->slot_refs[slot]++;
+	pthread_mutex_unlock(&s->lock);
+
+	if (!missed)
+		STAT_INC(d, hits);
+	cache_touch(d->cache, slot);
+	r = cache_read(d->cache, slot, buf, len, off);
+	if (r < 0)
+		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache read: %s",
+		     idx, strerror(-r));
+
+	pthread_mutex_lock(&s->lock);
+	orphan = dev_slot_put(d, idx, slot);
+	pthread_mutex_unlock(&s->lock);
+	if (orphan)
+		dev_release_orphan(d, slot);
+	return r;
+}
+
+/* Split [offset, offset+count) into per-chunk pieces. */
+#define FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)                \
+	for (uint64_t done = 0, idx, _pos; done < (count); done += (len))    \
+		if ((_pos = (offset) + done, idx = _pos >> (d)->chunk_shift, \
+		     off = (uint32_t)(_pos & ((d)->chunk_size - 1)),         \
+		     len = (uint32_t)MIN((uint64_t)(d)->chunk_size - off,    \
+					 (count)-done),                      \
+		     1))
+
+static int check_range(struct device *d, uint32_t count, uint64_t offset)
+{
+	if (offset > d->size || count > d->size - offset)
+		return -ERANGE;
+	return 0;
+}
+
+int device_read(struct device *d, void *buf, uint32_t count, uint64_t offset)
+{
+	uint32_t off, len;
+	int r = check_range(d, count, offset);
+
+	if (r < 0)
+		return r;
+	STAT_INC(d, reads);
+	STAT_ADD(d, read_bytes, count);
+	FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)
+	{
+		r = chunk_read(d, idx, (char *)buf + done, len, off);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- write ----------------------------------------------------------- */
+
+/* First fill of an ABSENT chunk, or a whole-chunk overwrite of a COLD
+ * one: a new slot, zeros around the data.  Stripe held, entry not
+ * BUSY; returns with the stripe held. */
+static int fill_new(struct device *d, uint64_t idx, const char *buf,
+		    uint32_t len, uint32_t off)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
+	uint32_t slot;
+	int r;
+
+	e->flags |= CE_F_BUSY;
+	pthread_mutex_unlock(&s->lock);
+	r = slot_alloc(d, idx, &slot);
+	if (r == 0 && len < d->chunk_size)
+		r = cache_zero_slot(d->cache, slot);
+	if (r == 0)
+		r = cache_write(d->cache, slot, buf, len, off);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0) {
+		/* A COLD chunk keeps gen: that object goes after the next
+		 * upload names a newer one. */
+		e->slot = slot;
+		e->state = CHUNK_HOT_CLEAN; /* wb_make_dirty counts it */
+		wb_make_dirty(d, idx);
+	} else {
+		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache write: %s",
+		     idx, strerror(-r));
+		cache_free(d->cache, slot);
+	}
+	busy_end(d, idx);
+	return r;
+}
+
+static int chunk_write(struct device *d, uint64_t idx, const char *buf,
+		       uint32_t len, uint32_t off)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
+	bool whole = len == d->chunk_size;
+	bool rmw = cache_write_is_rmw(d->cache, len, off);
+	uint32_t slot;
+	bool orphan;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		if (e->flags & CE_F_BUSY) {
+			pthread_cond_wait(&s->changed, &s->lock);
+			continue;
+		}
+		if (e->state == CHUNK_ABSENT ||
+		    (e->state == CHUNK_COLD && whole)) {
+			r = fill_new(d, idx, buf, len, off);
+			pthread_mutex_unlock(&s->lock);
+			return r;
+		}
+		if (e->state == CHUNK_COLD) {
+			STAT_INC(d, misses);
+			r = fetch(d, idx, NULL, 0, 0);
+			if (r < 0) {
+				pthread_mutex_unlock(&s->lock);
+				return r;
+			}
+			continue;
+		}
+		if (e->flags & CE_F_VERIFY) {
+			if (!whole) {
+				verify(d, idx);
+				continue;
+			}
+			e->flags &= (uint8_t)~CE_F_VERIFY;
+		}
+		break;
+	}
+	slot = e->slot;
+	wb_make_dirty(d, idx);
+	if (rmw) {
+		/* Edge blocks are read and rewritten: keep every other
+		 * user of this chunk out meanwhile. */
+		e->flags |= CE_F_BUSY;
+		while (d->slot_refs[slot] > 0)
+			pthread_cond_wait(&s->changed, &s->lock);
+	}
+	d->slot_refs[slot]++;
+	pthread_mutex_unlock(&s->lock);
+
+	cache_touch(d->cache, slot);
+	r = cache_write(d->cache, slot, buf, len, off);
+	if (r < 0)
+		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache write: %s",
+		     idx, strerror(-r));
+
+	pthread_mutex_lock(&s->lock);
+	if (rmw)
+		busy_end(d, idx);
+	orphan = dev_slot_put(d, idx, slot);
+	pthread_mutex_unlock(&s->lock);
+	if (orphan)
+		dev_release_orphan(d, slot);
+	return r;
+}
+
+int device_write(struct device *d, const void *buf, uint32_t count,
+		 uint64_t offset, unsigned flags)
+{
+	uint32_t off, len;
+	int r = check_range(d, count, offset);
+
+	if (r < 0)
+		return r;
+	if (d->readonly)
+		return -EROFS;
+	STAT_INC(d, writes);
+	STAT_ADD(d, write_bytes, count);
+	wb_throttle(d);
+	FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)
+	{
+		r = chunk_write(d, idx, (const char *)buf + done, len, off);
+		if (r < 0)
+			return r;
+	}
+	if (flags & DEV_FUA)
+		return device_flush(d);
+	return 0;
+}
+
+int device_flush(struct device *d)
+{
+	int r;
+
+	STAT_INC(d, flushes);
+	r = cache_sync(d->cache);
+	if (r < 0) {
+		tlog(&d->log, LOG_ERROR, "flush: fdatasync of the cache: %s",
+		     strerror(-r));
+		return r;
+	}
+	return dev_map_sync(d);
+}
+
+/* ---- trim and zero --------------------------------------------------- */
+
+/* Make a whole chunk ABSENT.  Returns the slot to release, or
+ * SLOT_NONE. */
+static uint32_t chunk_discard(struct device *d, uint64_t idx)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
+	uint32_t slot = SLOT_NONE;
+
+	pthread_mutex_lock(&s->lock);
+	while (e->flags & CE_F_BUSY)
+		pthread_cond_wait(&s->changed, &s->lock);
+	if (e->state == CHUNK_HOT_DIRTY)
+		__atomic_fetch_sub(&d->ndirty, 1, __ATOMIC_RELAXED);
+	if (e->state != CHUNK_ABSENT) {
+		wb_delete_later(d, idx, e->gen);
+		if (e->slot != SLOT_NONE && d->slot_refs[e->slot] == 0)
+			slot = e->slot; /* else the last dev_slot_put frees it */
+		e->state = CHUNK_ABSENT;
+		e->slot = SLOT_NONE;
+		e->gen = 0;
+		e->hash = 0;
+		e->flags &= (uint8_t)~CE_F_VERIFY;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return slot;
+}
+
+static int discard_range(struct device *d, uint32_t count, uint64_t offset,
+			 bool zero_partial, unsigned flags)
+{
+	uint32_t off, len;
+	uint32_t *freed = NULL;
+	size_t nfreed = 0;
+	int r = 0;
+
+	/* Fast zero: fail at once if a partial chunk would need a fetch. */
+	if (zero_partial && (flags & DEV_FAST_ZERO)) {
+		FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)
+		{
+			uint8_t st = __atomic_load_n(&d->ents[idx].state,
+						     __ATOMIC_RELAXED);
+			if (len < d->chunk_size && st == CHUNK_COLD)
+				return -ENOTSUP;
+		}
+	}
+	freed = malloc(sizeof(*freed) * (count / d->chunk_size + 2));
+	if (!freed)
+		return -ENOMEM;
+	FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)
+	{
+		if (len == d->chunk_size) {
+			uint32_t slot = chunk_discard(d, idx);
+			if (slot != SLOT_NONE)
+				freed[nfreed++] = slot;
+		} else if (zero_partial) {
+			CLEANUP_FREE char *z = calloc(1, len);
+			uint8_t st = __atomic_load_n(&d->ents[idx].state,
+						     __ATOMIC_RELAXED);
+			if (st == CHUNK_ABSENT)
+				continue; /* already zeros */
+			r = z ? chunk_write(d, idx, z, len, off) : -ENOMEM;
+			if (r < 0)
+				break;
+		}
+	}
+	if (nfreed) {
+		/* The map must not name a slot on disk when it is reused. */
+		dev_map_sync(d);
+		for (size_t i = 0; i < nfreed; i++)
+			cache_free(d->cache, freed[i]);
+	}
+	free(freed);
+	return r;
+}
+
+int device_trim(struct device *d, uint32_t count, uint64_t offset,
+		unsigned flags)
+{
+	int r = check_range(d, count, offset);
+
+	if (r < 0)
+		return r;
+	if (d->readonly)
+		return -EROFS;
+	r = discard_range(d, count, offset, false, 0);
+	if (r == 0 && (flags & DEV_FUA))
+		r = device_flush(d);
+	return r;
+}
+
+int device_zero(struct device *d, uint32_t count, uint64_t offset,
+		unsigned flags)
+{
+	int r = check_range(d, count, offset);
+
+	if (r < 0)
+		return r;
+	if (d->readonly)
+		return -EROFS;
+	wb_throttle(d);
+	r = discard_range(d, count, offset, true, flags);
+	if (r == 0 && (flags & DEV_FUA))
+		r = device_flush(d);
+	return r;
+}
+
+int device_extents(struct device *d, uint32_t count, uint64_t offset,
+		   device_extent_cb cb, void *opaque)
+{
+	uint64_t first, last, run_start;
+	bool run_hole;
+	int r = check_range(d, count, offset);
+
+	if (r < 0)
+		return r;
+	if (count == 0)
+		return 0;
+	first = offset >> d->chunk_shift;
+	last = (offset + count - 1) >> d->chunk_shift;
+	run_start = first;
+	run_hole = __atomic_load_n(&d->ents[first].state, __ATOMIC_RELAXED) ==
+		   CHUNK_ABSENT;
+	for (uint64_t i = first + 1; i <= last + 1; i++) {
+		bool hole = i <= last &&
+			    __atomic_load_n(&d->ents[i].state,
+					    __ATOMIC_RELAXED) == CHUNK_ABSENT;
+		if (i <= last && hole == run_hole)
+			continue;
+		uint64_t start = run_start << d->chunk_shift;
+		uint64_t end = MIN(i << d->chunk_shift, d->size);
+		r = cb(opaque, start, end - start, run_hole);
+		if (r < 0)
+			return r;
+		run_start = i;
+		run_hole = hole;
+	}
+	return 0;
+}
+
+uint64_t device_size(const struct device *d)
+{
+	return d->size;
+}
+
+uint32_t device_chunk_size(const struct device *d)
+{
+	return d->chunk_size;
+}
+
+void device_get_stats(struct device *d, struct device_stats *out)
+{
+	struct cache_stats cs;
+
+	*out = d->st; /* counters: a racy snapshot is fine */
+	out->nchunks = d->nchunks;
+	out->chunk_size = d->chunk_size;
+	out->nslots = cache_nslots(d->cache);
+	out->absent = out->cold = out->hot_clean = out->hot_dirty = 0;
+	for (uint64_t i = 0; i < d->nchunks; i++) {
+		switch (__atomic_load_n(&d->ents[i].state, __ATOMIC_RELAXED)) {
+		case CHUNK_ABSENT:
+			out->absent++;
+			break;
+		case CHUNK_COLD:
+			out->cold++;
+			break;
+		case CHUNK_HOT_CLEAN:
+			out->hot_clean++;
+			break;
+		default:
+			out->hot_dirty++;
+			break;
+		}
+	}
+	cache_get_stats(d->cache, &cs);
+	out->slots_free = cs.free_slots;
+	out->bounces = cs.bounces;
+	out->meta_bytes = d->nchunks * sizeof(struct chunk_ent) +
+			  out->nslots * (sizeof(uint32_t) + sizeof(uint64_t) +
+					 sizeof(uint32_t) + 1);
+	d->store->ops->stats(d->store, &out->store);
+}

@@ -1,0 +1,137 @@
+/* device_priv.h - the device object, shared by the files of the engine.
+ *
+ * Internal to server/: device.c (map, slots, read/write paths),
+ * writeback.c (dirty queue, push workers, deletions) and devopen.c
+ * (create, open, recovery, close).  The state table and the lock rules
+ * are in the top comment of device.c.
+ */
+#ifndef TIERBD_DEVICE_PRIV_H
+#define TIERBD_DEVICE_PRIV_H
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../common/util.h"
+#include "../proto/cachemap.h"
+#include "cache.h"
+#include "device.h"
+
+#define NSTRIPES 1024
+#define CE_F_QUEUED 0x08u /* run-time: in the write-back queue */
+#define CE_F_RUNTIME \
+	(CE_F_BUSY | CE_F_UPLOADING | CE_F_REDIRTY | CE_F_VERIFY | CE_F_QUEUED)
+#define GEN_RESERVE 4096
+#define PUSH_RETRY_MS 1000
+#define DELETE_BATCH 256
+
+struct stripe {
+	pthread_mutex_t lock;	/* entries i with i % NSTRIPES == this */
+	pthread_cond_t changed; /* BUSY cleared, or a slot ref dropped */
+} __attribute__((aligned(64)));
+
+struct dirty_item {
+	uint64_t idx;
+	uint64_t due_ms; /* monotonic ms when it may be pushed */
+};
+
+struct pending_del {
+	uint64_t idx, gen;
+};
+
+struct device {
+	struct logger log;
+	char *cache_dir;
+	int map_fd; /* holds the flock on the cache directory */
+	uint8_t *map;
+	size_t map_len;
+	struct superblock sb; /* guarded by gen_lock after open */
+	struct chunk_ent *ents;
+	uint64_t size, nchunks;
+	uint32_t chunk_size;
+	unsigned chunk_shift;
+	bool readonly;
+
+	struct cache *cache;
+	struct store *store;
+	uint32_t *slot_refs; /* guarded by the owning chunk's stripe */
+	struct stripe stripes[NSTRIPES];
+
+	pthread_mutex_t gen_lock; /* next_gen, sb.gen_reserved, sb page */
+	uint64_t next_gen;
+
+	/* write-back */
+	pthread_mutex_t wb_lock;    /* everything down to `stop` */
+	pthread_cond_t wb_work;	    /* queue has work, or stop */
+	pthread_cond_t wb_progress; /* a chunk got clean, or a push failed */
+	struct dirty_item *q;	    /* ring buffer */
+	size_t q_cap, q_head, q_len;
+	struct pending_del *dels;
+	size_t ndels, dels_cap;
+	unsigned urgent; /* >0: skip the coalescing delay */
+	bool stop;
+	pthread_t *workers;
+	unsigned nworkers;
+	unsigned push_threads, delay_ms;
+	uint64_t max_dirty;
+	uint64_t ndirty; /* atomic: chunks in HOT_DIRTY */
+
+	struct device_stats st; /* counters, updated with atomics */
+};
+
+#define STAT_ADD(d, f, n) __atomic_fetch_add(&(d)->st.f, (n), __ATOMIC_RELAXED)
+#define STAT_INC(d, f) STAT_ADD(d, f, 1)
+
+static inline uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static inline struct stripe *stripe_of(struct device *d, uint64_t idx)
+{
+	return &d->stripes[idx % NSTRIPES];
+}
+
+static inline void chunk_key(char *buf, size_t n, uint64_t idx, uint64_t gen)
+{
+	snprintf(buf, n, "chunks/%012" PRIx64 "/%016" PRIx64, idx, gen);
+}
+
+static inline void *chunk_buf_alloc(struct device *d)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, d->chunk_size) != 0)
+		return NULL;
+	return p;
+}
+
+/* device.c */
+void dev_sb_store(struct device *d); /* caller holds gen_lock or is alone */
+int dev_map_sync(struct device *d);
+int dev_sb_sync(struct device *d);
+uint64_t dev_gen_next(struct device *d);
+void dev_release_orphan(struct device *d, uint32_t slot);
+/* Stripe of idx held: drop a slot ref; true if the slot is an orphan
+ * to release (dev_release_orphan) after unlocking. */
+bool dev_slot_put(struct device *d, uint64_t idx, uint32_t slot);
+
+/* writeback.c: the dirty queue, deletions and the push workers. */
+int wb_q_push(struct device *d, uint64_t idx, uint64_t due); /* wb_lock held */
+void wb_queue(struct device *d, uint64_t idx,
+	      unsigned delay_ms);		    /* stripe held */
+void wb_make_dirty(struct device *d, uint64_t idx); /* stripe held */
+void wb_delete_later(struct device *d, uint64_t idx, uint64_t gen);
+void wb_throttle(struct device *d);
+void wb_kick(struct device *d, bool urgent_start);
+void wb_unurge(struct device *d);
+void wb_run_deletes(struct device *d);
+void wb_stop(struct device *d);
+
+#endif

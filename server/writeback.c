@@ -1,0 +1,355 @@
+/* writeback.c - the dirty queue, the push workers and deletions.
+ *
+ * A chunk enters the queue (QUEUED flag) when it becomes dirty, with a
+ * due time `writeback-delay` later so repeated writes coalesce into one
+ * upload.  Workers pop due chunks, upload the slot's content as a new
+ * object version, and mark the chunk clean if nothing wrote it
+ * meanwhile (REDIRTY).  Over max-dirty, or when a writer needs a slot,
+ * the delay is skipped (urgent) and writers wait for progress.
+ * Versions no longer named by the map are deleted in batches, after a
+ * map sync, so a crash never leaves the map naming a deleted object.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "../common/cleanup.h"
+#include "../proto/chunk_object.h"
+#include "device_priv.h"
+
+void wb_kick(struct device *d, bool urgent_start)
+{
+	pthread_mutex_lock(&d->wb_lock);
+	if (urgent_start)
+		d->urgent++;
+	pthread_cond_broadcast(&d->wb_work);
+	pthread_mutex_unlock(&d->wb_lock);
+}
+
+void wb_unurge(struct device *d)
+{
+	pthread_mutex_lock(&d->wb_lock);
+	d->urgent--;
+	pthread_mutex_unlock(&d->wb_lock);
+}
+
+/* ---- dirty queue ----------------------------------------------------- */
+
+/* Caller holds wb_lock. */
+int wb_q_push(struct device *d, uint64_t idx, uint64_t due)
+{
+	if (d->q_len == d->q_cap) {
+		size_t ncap = d->q_cap ? 2 * d->q_cap : 256;
+		struct dirty_item *n = malloc(ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		for (size_t i = 0; i < d->q_len; i++)
+			n[i] = d->q[(d->q_head + i) % d->q_cap];
+		free(d->q);
+		d->q = n;
+		d->q_cap = ncap;
+		d->q_head = 0;
+	}
+	d->q[(d->q_head + d->q_len) % d->q_cap] =
+		(struct dirty_item){ .idx = idx, .due_ms = due };
+	d->q_len++;
+	pthread_cond_signal(&d->wb_work);
+	return 0;
+}
+
+/* Queue chunk idx for write-back.  Caller holds its stripe. */
+void wb_queue(struct device *d, uint64_t idx, unsigned delay_ms)
+{
+	struct chunk_ent *e = &d->ents[idx];
+
+	if (e->flags & CE_F_QUEUED)
+		return;
+	pthread_mutex_lock(&d->wb_lock);
+	if (wb_q_push(d, idx, now_ms() + delay_ms) == 0)
+		e->flags |= CE_F_QUEUED;
+	else
+		tlog(&d->log, LOG_ERROR,
+		     "chunk %" PRIu64 ": out of memory queueing write-back",
+		     idx);
+	pthread_mutex_unlock(&d->wb_lock);
+}
+
+/* Mark chunk idx dirty before its slot is written.  Caller holds its
+ * stripe; the chunk is HOT. */
+void wb_make_dirty(struct device *d, uint64_t idx)
+{
+	struct chunk_ent *e = &d->ents[idx];
+
+	if (e->flags & CE_F_UPLOADING)
+		e->flags |= CE_F_REDIRTY;
+	if (e->state != CHUNK_HOT_DIRTY) {
+		e->state = CHUNK_HOT_DIRTY;
+		__atomic_fetch_add(&d->ndirty, 1, __ATOMIC_RELAXED);
+	}
+	wb_queue(d, idx, d->delay_ms);
+}
+
+/* Forget an object version once the map no longer names it. */
+void wb_delete_later(struct device *d, uint64_t idx, uint64_t gen)
+{
+	if (!gen)
+		return;
+	pthread_mutex_lock(&d->wb_lock);
+	if (d->ndels == d->dels_cap) {
+		size_t ncap = d->dels_cap ? 2 * d->dels_cap : 64;
+		struct pending_del *n = realloc(d->dels, ncap * sizeof(*n));
+		if (!n) {
+			pthread_mutex_unlock(&d->wb_lock);
+			return; /* the object leaks; fsck finds it */
+		}
+		d->dels = n;
+		d->dels_cap = ncap;
+	}
+	d->dels[d->ndels++] = (struct pending_del){ idx, gen };
+	pthread_cond_signal(&d->wb_work);
+	pthread_mutex_unlock(&d->wb_lock);
+}
+
+/* Writers wait while dirty data is over max_dirty. */
+void wb_throttle(struct device *d)
+{
+	if (__atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) * d->chunk_size <=
+	    d->max_dirty)
+		return;
+	STAT_INC(d, throttled_writes);
+	wb_kick(d, true);
+	pthread_mutex_lock(&d->wb_lock);
+	while (!d->stop &&
+	       __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) * d->chunk_size >
+		       d->max_dirty) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&d->wb_progress, &d->wb_lock, &ts);
+	}
+	d->urgent--;
+	pthread_mutex_unlock(&d->wb_lock);
+}
+
+/* ---- write-back ------------------------------------------------------ */
+
+/* Upload one dirty chunk as a new object version. */
+static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
+		       size_t enc_size)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
+	struct chunk_obj_info info;
+	uint32_t slot;
+	uint64_t old;
+	char key[64];
+	long n = 0;
+	bool orphan;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	e->flags &= (uint8_t)~CE_F_QUEUED;
+	if (e->state != CHUNK_HOT_DIRTY) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (e->flags & (CE_F_BUSY | CE_F_UPLOADING)) {
+		wb_queue(d, idx, PUSH_RETRY_MS / 10);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	e->flags |= CE_F_UPLOADING;
+	e->flags &= (uint8_t)~CE_F_REDIRTY;
+	slot = e->slot;
+	d->slot_refs[slot]++;
+	pthread_mutex_unlock(&s->lock);
+
+	info = (struct chunk_obj_info){ .index = idx,
+					.generation = dev_gen_next(d),
+					.device_id = d->sb.device_id,
+					.raw_len = d->chunk_size };
+	r = cache_read(d->cache, slot, data, d->chunk_size, 0);
+	if (r == 0) {
+		n = chunk_obj_encode(&info, data, enc, enc_size);
+		r = n < 0 ? (int)n : 0;
+	}
+	if (r == 0) {
+		chunk_key(key, sizeof(key), idx, info.generation);
+		r = d->store->ops->put(d->store, key, enc, (size_t)n);
+	}
+
+	pthread_mutex_lock(&s->lock);
+	e->flags &= (uint8_t)~CE_F_UPLOADING;
+	orphan = dev_slot_put(d, idx, slot);
+	if (r < 0) {
+		STAT_INC(d, upload_errors);
+		tlog(&d->log, LOG_WARN,
+		     "chunk %" PRIu64 ": write-back failed (%s); will retry",
+		     idx, strerror(-r));
+		if (e->state == CHUNK_HOT_DIRTY)
+			wb_queue(d, idx, PUSH_RETRY_MS);
+	} else if (e->state == CHUNK_HOT_DIRTY && e->slot == slot) {
+		STAT_INC(d, uploads);
+		STAT_ADD(d, upload_bytes, (uint64_t)n);
+		old = e->gen;
+		e->gen = info.generation;
+		e->hash = info.data_hash;
+		if (e->flags & CE_F_REDIRTY) {
+			wb_queue(d, idx, d->delay_ms);
+		} else {
+			e->state = CHUNK_HOT_CLEAN;
+			__atomic_fetch_sub(&d->ndirty, 1, __ATOMIC_RELAXED);
+		}
+		wb_delete_later(d, idx, old);
+	} else {
+		/* Trimmed while uploading: the new object is garbage. */
+		wb_delete_later(d, idx, info.generation);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (orphan)
+		dev_release_orphan(d, slot);
+
+	pthread_mutex_lock(&d->wb_lock);
+	pthread_cond_broadcast(&d->wb_progress);
+	pthread_mutex_unlock(&d->wb_lock);
+}
+
+/* Delete object versions the map no longer names: sync the map first,
+ * so that after a crash it cannot name a deleted object. */
+void wb_run_deletes(struct device *d)
+{
+	struct pending_del *dels;
+	size_t n;
+	char **keys;
+
+	pthread_mutex_lock(&d->wb_lock);
+	dels = d->dels;
+	n = d->ndels;
+	d->dels = NULL;
+	d->ndels = d->dels_cap = 0;
+	pthread_mutex_unlock(&d->wb_lock);
+	if (!n)
+		return;
+	keys = calloc(n, sizeof(*keys));
+	if (keys && dev_map_sync(d) == 0) {
+		size_t k = 0;
+		for (; k < n; k++) {
+			keys[k] = malloc(64);
+			if (!keys[k])
+				break;
+			chunk_key(keys[k], 64, dels[k].idx, dels[k].gen);
+		}
+		int r = d->store->ops->del(d->store, (const char *const *)keys,
+					   k);
+		if (r < 0)
+			tlog(&d->log, LOG_WARN,
+			     "deleting %zu old object versions: %s (they "
+			     "remain in the store)",
+			     k, strerror(-r));
+		for (size_t i = 0; i < k; i++)
+			free(keys[i]);
+	}
+	free(keys);
+	free(dels);
+}
+
+static void *wb_worker(void *arg)
+{
+	struct device *d = arg;
+	size_t enc_size = chunk_obj_bound(d->chunk_size);
+	void *data = chunk_buf_alloc(d);
+	void *enc = malloc(enc_size);
+
+	if (!data || !enc) {
+		tlog(&d->log, LOG_ERROR, "write-back worker: out of memory");
+		goto out;
+	}
+	pthread_mutex_lock(&d->wb_lock);
+	while (!d->stop) {
+		uint64_t now = now_ms();
+
+		if (d->ndels >= DELETE_BATCH || (d->ndels && d->q_len == 0)) {
+			pthread_mutex_unlock(&d->wb_lock);
+			wb_run_deletes(d);
+			pthread_mutex_lock(&d->wb_lock);
+			continue;
+		}
+		if (d->q_len == 0) {
+			pthread_cond_broadcast(&d->wb_progress);
+			pthread_cond_wait(&d->wb_work, &d->wb_lock);
+			continue;
+		}
+		struct dirty_item it = d->q[d->q_head];
+		bool over = __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) *
+				    d->chunk_size >
+			    d->max_dirty;
+		if (it.due_ms > now && !d->urgent && !over) {
+			struct timespec ts;
+			uint64_t wait = it.due_ms - now;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += (time_t)(wait / 1000);
+			ts.tv_nsec += (long)(wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&d->wb_work, &d->wb_lock, &ts);
+			continue;
+		}
+		d->q_head = (d->q_head + 1) % d->q_cap;
+		d->q_len--;
+		pthread_mutex_unlock(&d->wb_lock);
+		push_chunk(d, it.idx, data, enc, enc_size);
+		pthread_mutex_lock(&d->wb_lock);
+	}
+	pthread_mutex_unlock(&d->wb_lock);
+out:
+	free(data);
+	free(enc);
+	return NULL;
+}
+
+int device_drain(struct device *d)
+{
+	wb_kick(d, true);
+	pthread_mutex_lock(&d->wb_lock);
+	while (!d->stop &&
+	       (__atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) || d->ndels))
+		pthread_cond_wait(&d->wb_progress, &d->wb_lock);
+	d->urgent--;
+	pthread_mutex_unlock(&d->wb_lock);
+	return 0;
+}
+
+int device_start(struct device *d)
+{
+	if (d->readonly || d->nworkers)
+		return 0;
+	d->workers = calloc(d->push_threads, sizeof(*d->workers));
+	if (!d->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < d->push_threads; i++) {
+		int r = pthread_create(&d->workers[i], NULL, wb_worker, d);
+		if (r) {
+			tlog(&d->log, LOG_ERROR,
+			     "cannot start write-back thread: %s", strerror(r));
+			return -r;
+		}
+		d->nworkers++;
+	}
+	return 0;
+}
+
+void wb_stop(struct device *d)
+{
+	pthread_mutex_lock(&d->wb_lock);
+	d->stop = true;
+	pthread_cond_broadcast(&d->wb_work);
+	pthread_cond_broadcast(&d->wb_progress);
+	pthread_mutex_unlock(&d->wb_lock);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		pthread_join(d->workers[i], NULL);
+	free(d->workers);
+	d->workers = NULL;
+	d->nworkers = 0;
+}
