@@ -32,9 +32,22 @@ static void ring_destroy(void *p)
 	free(ring);
 }
 
+/* A forked child shares the parent's ring memory: drop the child's copy
+ * before it submits anything, so parent and child never mix requests. */
+static void ring_atfork_child(void)
+{
+	struct io_uring *ring = pthread_getspecific(ring_key);
+
+	if (ring) {
+		pthread_setspecific(ring_key, NULL);
+		ring_destroy(ring);
+	}
+}
+
 static void ring_key_init(void)
 {
 	pthread_key_create(&ring_key, ring_destroy);
+	pthread_atfork(NULL, NULL, ring_atfork_child);
 }
 
 static struct io_uring *thread_ring(const struct logger *lg)
