@@ -517,7 +517,7 @@ static int walk_dir(struct walk *w, size_t len)
 	r = read_dir(w, len, d, &ents, &n);
 	closedir(d);
 
-	if (r == 0)
+	if (r == 0 && n > 1)
 		qsort(ents, n, sizeof(*ents), ent_cmp);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		size_t nl = strlen(ents[i].name);

@@ -1,0 +1,1031 @@
+/* test-store.c - conformance test of the store ops table (store.h).
+ *
+ *   test-store [OPTIONS] [SPEC]      run the conformance suite on SPEC
+ *
+ * SPEC is a store= string (dir:PATH, s3://BUCKET/PREFIX), else
+ * $TIERBD_TEST_STORE, else a fresh temporary dir: store.  The store must
+ * hold nothing under SPEC; the suite removes what it writes.  Modes:
+ *
+ *   --mode=conform    (default) round trips, overwrite, ENOENT, EINVAL,
+ *                     head, batched delete, listing in key order across
+ *                     more than 1000 keys, 8 threads at once, counters
+ *   --mode=open-fail  store_open must fail within --max-open-ms, with a
+ *                     message containing every --expect=TEXT
+ *   --mode=smoke      open, then one put, get, head, list, del
+ *   --mode=outage     --threads threads put/get/verify for --seconds;
+ *                     every op must succeed (the script kills and
+ *                     restarts the server meanwhile), retries are shown
+ *   --mode=xml        the S3 XML reader and encoders, no server
+ *
+ * S3 options: --endpoint= --region= --access-key= --secret-key=
+ * --credentials-file= --profile= --virtual-host --timeout-ms=
+ * --retry-ms= --connections=.  No logged message may contain the secret
+ * key or any --forbid=TEXT.  Exit 0 = pass, 1 = fail.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends/s3_int.h"
+#include "backends/store.h"
+
+#define MiB (1024 * 1024)
+
+static struct store_conf conf;
+static const char *mode = "conform";
+static const char *expect[8];
+static unsigned nexpect;
+static const char *forbid[8];
+static unsigned nforbid;
+static unsigned max_open_ms = 10000;
+static unsigned seconds = 10;
+static unsigned nthreads = 8;
+static unsigned nlist = 1100;
+static bool is_s3;
+static int failures;
+
+#define CHECK(cond, ...)                                              \
+	do {                                                          \
+		if (!(cond)) {                                        \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, \
+				__LINE__, #cond);                     \
+			fprintf(stderr, __VA_ARGS__);                 \
+			fputc('\n', stderr);                          \
+			failures++;                                   \
+		}                                                     \
+	} while (0)
+
+#define CHECK_R(call, want)                                                    \
+	do {                                                                   \
+		int _r = (call);                                               \
+		CHECK(_r == (want), "%s returned %d (%s), want %d", #call, _r, \
+		      strerror(-_r), (want));                                  \
+	} while (0)
+
+/* ---- the logger: captured, checked for secrets ------------------------ */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[64 * 1024]; /* everything logged, truncated */
+static size_t log_len;
+
+static void test_log(void *opaque, enum log_level level, const char *fmt,
+		     va_list ap)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	char msg[4096];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (level == LOG_DEBUG && !getenv("TEST_STORE_DEBUG"))
+		return;
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "  [%s] %s\n", names[level], msg);
+	size_t n = strlen(msg);
+	if (log_len + n + 2 < sizeof(log_text)) {
+		memcpy(log_text + log_len, msg, n);
+		log_len += n;
+		log_text[log_len++] = '\n';
+		log_text[log_len] = '\0';
+	}
+	if (conf.s3_secret_key && *conf.s3_secret_key &&
+	    strstr(msg, conf.s3_secret_key)) {
+		fprintf(stderr, "FAIL: a message shows the secret key\n");
+		failures++;
+	}
+	for (unsigned i = 0; i < nforbid; i++) {
+		if (strstr(msg, forbid[i])) {
+			fprintf(stderr, "FAIL: a message shows \"%s\"\n",
+				forbid[i]);
+			failures++;
+		}
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void fill(void *buf, size_t len, uint64_t seed)
+{
+	uint8_t *p = buf;
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(xorshift(&s) >> 32);
+}
+
+/* ---- conformance ------------------------------------------------------ */
+
+static void roundtrip(struct store *st, const char *key, size_t len,
+		      uint64_t seed)
+{
+	void *buf = malloc(len ? len : 1), *got = NULL;
+	size_t glen = 0;
+	uint64_t size = 0;
+
+	fill(buf, len, seed);
+	CHECK_R(st->ops->put(st, key, buf, len), 0);
+	CHECK_R(st->ops->get(st, key, &got, &glen), 0);
+	CHECK(got && glen == len && memcmp(got, buf, len) == 0,
+	      "%s: read back %zu bytes, wrote %zu", key, glen, len);
+	CHECK_R(st->ops->head(st, key, &size), 0);
+	CHECK(size == len, "%s: head says %" PRIu64 ", want %zu", key, size,
+	      len);
+	free(got);
+	free(buf);
+}
+
+struct listed {
+	char **keys;
+	uint64_t *sizes;
+	size_t n, cap;
+	size_t stop_after; /* 0: never stop */
+};
+
+static int collect(void *opaque, const char *key, uint64_t size)
+{
+	struct listed *l = opaque;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->keys = realloc(l->keys, l->cap * sizeof(*l->keys));
+		l->sizes = realloc(l->sizes, l->cap * sizeof(*l->sizes));
+		assert(l->keys && l->sizes);
+	}
+	l->keys[l->n] = strdup(key);
+	l->sizes[l->n++] = size;
+	if (l->stop_after && l->n == l->stop_after)
+		return 42;
+	return 0;
+}
+
+static void listed_free(struct listed *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	free(l->sizes);
+	memset(l, 0, sizeof(*l));
+}
+
+/* list prefix and compare with want[0..n) (already in order) */
+static void check_list(struct store *st, const char *prefix,
+		       const char *const *want, size_t n)
+{
+	struct listed l = { 0 };
+
+	CHECK_R(st->ops->list(st, prefix, collect, &l), 0);
+	CHECK(l.n == n, "list \"%s\": %zu keys, want %zu", prefix, l.n, n);
+	for (size_t i = 0; i < l.n && i < n; i++)
+		CHECK(strcmp(l.keys[i], want[i]) == 0,
+		      "list \"%s\" [%zu]: %s, want %s", prefix, i, l.keys[i],
+		      want[i]);
+	listed_free(&l);
+}
+
+/* Threads: put keys "l/k%05u" for i = t, t + nthreads, ... < nlist. */
+struct worker {
+	struct store *st;
+	unsigned t;
+	unsigned iterations;
+	int errors;
+	uint64_t ops;
+	volatile bool *stop;
+};
+
+static void *put_many(void *arg)
+{
+	struct worker *w = arg;
+	char key[64], val[16];
+
+	for (unsigned i = w->t; i < nlist; i += nthreads) {
+		snprintf(key, sizeof(key), "l/k%05u", i);
+		snprintf(val, sizeof(val), "%u", i);
+		if (w->st->ops->put(w->st, key, val, strlen(val)) != 0)
+			w->errors++;
+	}
+	return NULL;
+}
+
+static void test_list_many(struct store *st)
+{
+	pthread_t th[64];
+	struct worker w[64];
+	struct listed l = { 0 };
+	uint64_t t0 = now_ms();
+
+	for (unsigned t = 0; t < nthreads; t++) {
+		w[t] = (struct worker){ .st = st, .t = t };
+		pthread_create(&th[t], NULL, put_many, &w[t]);
+	}
+	for (unsigned t = 0; t < nthreads; t++) {
+		pthread_join(th[t], NULL);
+		CHECK(w[t].errors == 0, "thread %u: %d puts failed", t,
+		      w[t].errors);
+	}
+	uint64_t t1 = now_ms();
+	CHECK_R(st->ops->list(st, "l/", collect, &l), 0);
+	CHECK(l.n == nlist, "list l/: %zu keys, want %u", l.n, nlist);
+	for (size_t i = 0; i < l.n; i++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "l/k%05zu", i);
+		CHECK(strcmp(l.keys[i], want) == 0, "list l/ [%zu]: %s", i,
+		      l.keys[i]);
+		snprintf(want, sizeof(want), "%zu", i);
+		CHECK(l.sizes[i] == strlen(want),
+		      "list l/ [%zu]: size %" PRIu64, i, l.sizes[i]);
+		if (failures > 20)
+			break;
+	}
+	uint64_t t2 = now_ms();
+	/* a narrower prefix, ending inside a name */
+	struct listed l2 = { 0 };
+	CHECK_R(st->ops->list(st, "l/k0100", collect, &l2), 0);
+	CHECK(l2.n == (nlist > 1009 ? 10 : 0), "list l/k0100: %zu keys", l2.n);
+	listed_free(&l2);
+	/* a callback that stops the listing */
+	l2.stop_after = 3;
+	CHECK_R(st->ops->list(st, "l/", collect, &l2), 42);
+	CHECK(l2.n == 3, "stopped list: %zu calls", l2.n);
+	listed_free(&l2);
+	/* delete them all in one call: S3 batches by 1000 */
+	CHECK_R(st->ops->del(st, (const char *const *)l.keys, l.n), 0);
+	uint64_t t3 = now_ms();
+	check_list(st, "l/", NULL, 0);
+	fprintf(stderr,
+		"  %u keys: put in %" PRIu64 " ms, listed in %" PRIu64
+		" ms, deleted in %" PRIu64 " ms\n",
+		nlist, t1 - t0, t2 - t1, t3 - t2);
+	listed_free(&l);
+}
+
+/* Threads: own keys round trips, and everyone replacing one shared key
+ * whose every version must read back whole. */
+static void *mixed(void *arg)
+{
+	struct worker *w = arg;
+	struct store *st = w->st;
+	uint64_t seed = w->t + 1;
+	size_t cap = 256 * 1024;
+	uint8_t *buf = malloc(cap + 16);
+	char key[64];
+
+	for (unsigned i = 0; i < w->iterations; i++) {
+		size_t len = (size_t)(xorshift(&seed) % cap);
+		void *got = NULL;
+		size_t glen = 0;
+		int r;
+
+		snprintf(key, sizeof(key), "p/t%u/%u", w->t, i % 8);
+		fill(buf, len, seed + i);
+		if (st->ops->put(st, key, buf, len) != 0 ||
+		    st->ops->get(st, key, &got, &glen) != 0 || glen != len ||
+		    memcmp(got, buf, len) != 0)
+			w->errors++;
+		free(got);
+		got = NULL;
+
+		/* shared key: [u64 seed][fill(seed)] */
+		uint64_t s = ((uint64_t)w->t << 32) | i;
+		size_t sl = 8 + (size_t)(s % 4096);
+		memcpy(buf, &s, 8);
+		fill(buf + 8, sl - 8, s);
+		if (st->ops->put(st, "p/shared", buf, sl) != 0)
+			w->errors++;
+		r = st->ops->get(st, "p/shared", &got, &glen);
+		if (r == 0 && glen >= 8) {
+			memcpy(&s, got, 8);
+			fill(buf, glen - 8, s);
+			if (glen != 8 + (size_t)(s % 4096) ||
+			    memcmp(buf, (uint8_t *)got + 8, glen - 8) != 0) {
+				fprintf(stderr, "torn read of p/shared\n");
+				w->errors++;
+			}
+		} else {
+			w->errors++;
+		}
+		free(got);
+		w->ops += 4;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_parallel(struct store *st)
+{
+	pthread_t th[64];
+	struct worker w[64];
+	uint64_t t0 = now_ms(), ops = 0;
+
+	for (unsigned t = 0; t < nthreads; t++) {
+		w[t] = (struct worker){ .st = st, .t = t, .iterations = 24 };
+		pthread_create(&th[t], NULL, mixed, &w[t]);
+	}
+	for (unsigned t = 0; t < nthreads; t++) {
+		pthread_join(th[t], NULL);
+		CHECK(w[t].errors == 0, "thread %u: %d errors", t, w[t].errors);
+		ops += w[t].ops;
+	}
+	fprintf(stderr,
+		"  parallel: %u threads, %" PRIu64 " ops in %" PRIu64 " ms\n",
+		nthreads, ops, now_ms() - t0);
+
+	struct listed l = { 0 };
+	CHECK_R(st->ops->list(st, "p/", collect, &l), 0);
+	CHECK(l.n == nthreads * 8 + 1, "list p/: %zu keys", l.n);
+	CHECK_R(st->ops->del(st, (const char *const *)l.keys, l.n), 0);
+	listed_free(&l);
+}
+
+/* dir only: temporaries are not objects; open explains bad paths */
+static void test_dir_specific(struct store *st)
+{
+	const char *root = conf.spec + 4;
+	char path[512];
+	struct store_conf c = conf;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/.tmp.123.4", root);
+	f = fopen(path, "w");
+	CHECK(f != NULL, "create %s", path);
+	if (f)
+		fclose(f);
+	CHECK_R(st->ops->put(st, "x/y", "1", 1), 0);
+	snprintf(path, sizeof(path), "%s/x/.tmp.5.6", root);
+	f = fopen(path, "w");
+	if (f)
+		fclose(f);
+	{
+		const char *want[] = { "x/y" };
+
+		check_list(st, "", want, 1);
+	}
+	/* a key cannot be both an object and a directory */
+	CHECK_R(st->ops->put(st, "x/y/z", "1", 1), -EINVAL);
+	CHECK_R(st->ops->put(st, "x", "1", 1), -EINVAL);
+	CHECK_R(st->ops->del(st, (const char *[]){ "x/y" }, 1), 0);
+	snprintf(path, sizeof(path), "%s/.tmp.123.4", root);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/x/.tmp.5.6", root);
+	unlink(path);
+
+	/* a file where the directory should be */
+	snprintf(path, sizeof(path), "dir:%s/x/.tmp.5.6", root);
+	f = fopen(path + 4, "w");
+	if (f)
+		fclose(f);
+	c.spec = path;
+	log_len = 0;
+	CHECK(store_open(&c) == NULL && errno == ENOTDIR, "open a file");
+	CHECK(strstr(log_text, "give the path of a directory"), "message");
+	unlink(path + 4);
+	snprintf(path, sizeof(path), "dir:/proc/self/no/such/dir");
+	log_len = 0;
+	CHECK(store_open(&c) == NULL, "open in /proc");
+	CHECK(strstr(log_text, "cannot create the directory"), "message");
+	log_len = 0;
+}
+
+static int conform(void)
+{
+	struct store_stats s0, s1;
+	struct store *st;
+	void *got;
+	size_t glen;
+	uint64_t size;
+	int expected_errors = 0, expected_enoent = 0;
+
+	st = store_open(&conf);
+	if (!st) {
+		fprintf(stderr, "FAIL: cannot open %s: %s\n", conf.spec,
+			strerror(errno));
+		return 1;
+	}
+	CHECK(strcmp(st->ops->name, is_s3 ? "s3" : "dir") == 0, "name %s",
+	      st->ops->name);
+	st->ops->stats(st, &s0);
+	fprintf(stderr, "  store %s (%s)\n", conf.spec, st->ops->name);
+
+	/* the store starts empty */
+	check_list(st, "", NULL, 0);
+
+	/* round trips */
+	roundtrip(st, "a/empty", 0, 1);
+	roundtrip(st, "a/one", 1, 2);
+	roundtrip(st, "a/big", 4 * MiB, 3);
+	roundtrip(st, "a/odd", 1 * MiB + 4097, 4); /* above curl's 1 MiB */
+	roundtrip(st, "top", 100, 5);
+	/* overwrite, shorter */
+	roundtrip(st, "a/big", 3, 6);
+	roundtrip(st, "a/one", 70000, 7);
+
+	/* absent */
+	got = NULL;
+	CHECK_R(st->ops->get(st, "a/missing", &got, &glen), -ENOENT);
+	CHECK_R(st->ops->head(st, "a/missing", &size), -ENOENT);
+	CHECK_R(st->ops->get(st, "nodir/missing", &got, &glen), -ENOENT);
+	CHECK_R(st->ops->get(st, "a", &got, &glen), -ENOENT); /* a prefix */
+	CHECK_R(st->ops->head(st, "a", &size), -ENOENT);
+	expected_errors += 5;
+	expected_enoent += 5;
+
+	/* bad keys */
+	static const char *const bad[] = { "",	   "/a",    "a/",   "a//b",
+					   "../x", "a/./b", ".tmp", "a\nb" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *k = bad[i];
+
+		CHECK_R(st->ops->put(st, k, "x", 1), -EINVAL);
+		CHECK_R(st->ops->get(st, k, &got, &glen), -EINVAL);
+		CHECK_R(st->ops->head(st, k, &size), -EINVAL);
+		CHECK_R(st->ops->del(st, &k, 1), -EINVAL);
+		expected_errors += 4;
+	}
+
+	/* listing order: strcmp of whole keys, '/' is 0x2f */
+	static const char *const okeys[] = { "o/a-c",	"o/a.x", "o/a/b",
+					     "o/a/c/d", "o/a0",	 "o/b" };
+	for (size_t i = 0; i < 6; i++)
+		CHECK_R(st->ops->put(st, okeys[i], okeys[i], strlen(okeys[i])),
+			0);
+	check_list(st, "o/", okeys, 6);
+	check_list(st, "o/a", okeys, 5);
+	check_list(st, "o/a/", okeys + 2, 2);
+	check_list(st, "o/a/c/d", okeys + 3, 1);
+	check_list(st, "o/zz", NULL, 0);
+	check_list(st, "nothing/", NULL, 0);
+	{
+		const char *all[] = { "a/big", "a/empty", "a/odd", "a/one",
+				      "o/a-c", "o/a.x",	  "o/a/b", "o/a/c/d",
+				      "o/a0",  "o/b",	  "top" };
+		check_list(st, "", all, 11);
+	}
+	{
+		struct listed l = { 0 };
+
+		CHECK_R(st->ops->list(st, "a/", collect, &l), 0);
+		CHECK(l.n == 4 && l.sizes[0] == 3 && l.sizes[1] == 0 &&
+			      l.sizes[2] == MiB + 4097 && l.sizes[3] == 70000,
+		      "list a/ sizes");
+		listed_free(&l);
+	}
+
+	/* delete several, some missing */
+	{
+		const char *keys[] = { "a/empty", "a/missing", "o/a/b",
+				       "o/a/c/d", "zz/never",  "top" };
+
+		CHECK_R(st->ops->del(st, keys, 6), 0);
+		CHECK_R(st->ops->del(st, keys, 6), 0); /* again: all gone */
+		CHECK_R(st->ops->del(st, keys, 0), 0);
+		for (size_t i = 0; i < 6; i++) {
+			CHECK_R(st->ops->head(st, keys[i], &size), -ENOENT);
+			expected_errors++;
+			expected_enoent++;
+		}
+		const char *left[] = { "a/big", "a/odd", "a/one", "o/a-c",
+				       "o/a.x", "o/a0",	 "o/b" };
+		check_list(st, "", left, 7);
+		CHECK_R(st->ops->del(st, left, 7), 0);
+		check_list(st, "", NULL, 0);
+	}
+
+	if (!is_s3) {
+		test_dir_specific(st);
+		expected_errors += 2;
+	}
+	test_list_many(st);
+	test_parallel(st);
+	check_list(st, "", NULL, 0);
+
+	/* counters */
+	st->ops->stats(st, &s1);
+	fprintf(stderr,
+		"  stats: gets %" PRIu64 " puts %" PRIu64 " dels %" PRIu64
+		" heads %" PRIu64 " lists %" PRIu64 " in %" PRIu64
+		" out %" PRIu64 " retries %" PRIu64 " errors %" PRIu64
+		" not_found %" PRIu64 " denied %" PRIu64 " timeouts %" PRIu64
+		" server %" PRIu64 " net %" PRIu64 "\n",
+		s1.gets, s1.puts, s1.dels, s1.heads, s1.lists, s1.bytes_in,
+		s1.bytes_out, s1.retries, s1.errors, s1.not_found, s1.denied,
+		s1.timeouts, s1.server_errors, s1.net_errors);
+	uint64_t want_puts = 7 + 6 + nlist + nthreads * 24 * 2 + !is_s3;
+	uint64_t want_gets = 7 + nthreads * 24 * 2;
+	CHECK(s1.puts - s0.puts == want_puts, "puts %" PRIu64 ", want %" PRIu64,
+	      s1.puts - s0.puts, want_puts);
+	CHECK(s1.gets - s0.gets == want_gets, "gets %" PRIu64 ", want %" PRIu64,
+	      s1.gets - s0.gets, want_gets);
+	CHECK(s1.heads - s0.heads == 7, "heads %" PRIu64, s1.heads - s0.heads);
+	CHECK(s1.dels - s0.dels == (uint64_t)(6 + !is_s3), "dels %" PRIu64,
+	      s1.dels - s0.dels);
+	CHECK(s1.lists - s0.lists >= 15, "lists %" PRIu64, s1.lists - s0.lists);
+	CHECK(s1.bytes_out - s0.bytes_out > 5 * MiB, "bytes_out");
+	CHECK(s1.bytes_in - s0.bytes_in > 5 * MiB, "bytes_in");
+	CHECK(s1.errors - s0.errors == (uint64_t)expected_errors,
+	      "errors %" PRIu64 ", want %d", s1.errors - s0.errors,
+	      expected_errors);
+	CHECK(s1.not_found - s0.not_found == (uint64_t)expected_enoent,
+	      "not_found %" PRIu64 ", want %d", s1.not_found - s0.not_found,
+	      expected_enoent);
+	CHECK(s1.denied == 0, "denied %" PRIu64, s1.denied);
+
+	store_destroy(st);
+	return failures ? 1 : 0;
+}
+
+/* ---- open must fail --------------------------------------------------- */
+
+static int open_fail(void)
+{
+	uint64_t t0 = now_ms();
+	struct store *st = store_open(&conf);
+	uint64_t ms = now_ms() - t0;
+	int err = errno;
+
+	if (st) {
+		fprintf(stderr, "FAIL: %s opened\n", conf.spec);
+		store_destroy(st);
+		return 1;
+	}
+	fprintf(stderr, "  open failed in %" PRIu64 " ms: %s\n", ms,
+		strerror(err));
+	CHECK(ms <= max_open_ms, "open took %" PRIu64 " ms, max %u", ms,
+	      max_open_ms);
+	CHECK(log_len > 0, "no message");
+	for (unsigned i = 0; i < nexpect; i++)
+		CHECK(strstr(log_text, expect[i]), "no \"%s\" in the message",
+		      expect[i]);
+	return failures ? 1 : 0;
+}
+
+/* ---- outage: every op must succeed while the server comes and goes ---- */
+
+static void *outage_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct store *st = w->st;
+	uint64_t seed = w->t + 77;
+	uint8_t *buf = malloc(64 * 1024);
+	char key[64];
+
+	for (unsigned i = 0; !*w->stop; i++) {
+		size_t len = 1 + (size_t)(xorshift(&seed) % (64 * 1024 - 1));
+		void *got = NULL;
+		size_t glen = 0;
+		int r;
+
+		snprintf(key, sizeof(key), "outage/t%u/%u", w->t, i % 4);
+		fill(buf, len, seed);
+		r = st->ops->put(st, key, buf, len);
+		if (r == 0)
+			r = st->ops->get(st, key, &got, &glen);
+		if (r != 0 || glen != len || memcmp(got, buf, len) != 0) {
+			fprintf(stderr, "thread %u: op %u failed: %s\n", w->t,
+				i, r ? strerror(-r) : "wrong data");
+			w->errors++;
+		}
+		free(got);
+		w->ops += 2;
+	}
+	free(buf);
+	return NULL;
+}
+
+static int outage(void)
+{
+	pthread_t th[64];
+	struct worker w[64];
+	struct store_stats s;
+	volatile bool stop = false;
+	struct store *st = store_open(&conf);
+	uint64_t ops = 0;
+
+	if (!st) {
+		fprintf(stderr, "FAIL: cannot open %s\n", conf.spec);
+		return 1;
+	}
+	for (unsigned t = 0; t < nthreads; t++) {
+		w[t] = (struct worker){ .st = st, .t = t, .stop = &stop };
+		pthread_create(&th[t], NULL, outage_worker, &w[t]);
+	}
+	fprintf(stderr, "  outage: %u threads for %u s\n", nthreads, seconds);
+	sleep(seconds);
+	stop = true;
+	for (unsigned t = 0; t < nthreads; t++) {
+		pthread_join(th[t], NULL);
+		CHECK(w[t].errors == 0, "thread %u: %d ops failed", t,
+		      w[t].errors);
+		ops += w[t].ops;
+	}
+	st->ops->stats(st, &s);
+	fprintf(stderr,
+		"  outage: %" PRIu64 " ops, retries %" PRIu64
+		" timeouts %" PRIu64 " net errors %" PRIu64
+		" server errors %" PRIu64 " errors %" PRIu64 "\n",
+		ops, s.retries, s.timeouts, s.net_errors, s.server_errors,
+		s.errors);
+	printf("retries=%" PRIu64 "\n", s.retries);
+
+	struct listed l = { 0 };
+	CHECK_R(st->ops->list(st, "outage/", collect, &l), 0);
+	CHECK_R(st->ops->del(st, (const char *const *)l.keys, l.n), 0);
+	listed_free(&l);
+	store_destroy(st);
+	return failures ? 1 : 0;
+}
+
+/* ---- smoke: the store opens and works ------------------------------- */
+
+static int smoke(void)
+{
+	struct store *st = store_open(&conf);
+	const char *key = "smoke/key";
+	void *got = NULL;
+	size_t glen = 0;
+	uint64_t size = 0;
+	struct listed l = { 0 };
+
+	if (!st) {
+		fprintf(stderr, "FAIL: cannot open %s: %s\n", conf.spec,
+			strerror(errno));
+		return 1;
+	}
+	CHECK_R(st->ops->put(st, key, "hello", 5), 0);
+	CHECK_R(st->ops->get(st, key, &got, &glen), 0);
+	CHECK(glen == 5 && got && memcmp(got, "hello", 5) == 0, "get");
+	free(got);
+	CHECK_R(st->ops->head(st, key, &size), 0);
+	CHECK(size == 5, "head %" PRIu64, size);
+	CHECK_R(st->ops->list(st, "smoke/", collect, &l), 0);
+	CHECK(l.n == 1 && strcmp(l.keys[0], key) == 0, "list");
+	listed_free(&l);
+	CHECK_R(st->ops->del(st, &key, 1), 0);
+	CHECK_R(st->ops->head(st, key, &size), -ENOENT);
+	store_destroy(st);
+	return failures ? 1 : 0;
+}
+
+/* ---- the S3 XML reader ------------------------------------------------ */
+
+static int xml_collect(void *opaque, const char *key, uint64_t size)
+{
+	struct listed *l = opaque;
+
+	return collect(l, key, size);
+}
+
+static int xml_delerr(void *opaque, const char *key, const char *code,
+		      const char *msg)
+{
+	struct listed *l = opaque;
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s|%s|%s", key, code, msg);
+	return collect(l, buf, 0);
+}
+
+static int xml_list(const char *xml, struct listed *l, bool *trunc,
+		    char **token)
+{
+	*token = NULL;
+	return s3_xml_list(xml, strlen(xml), xml_collect, l, trunc, token);
+}
+
+static int xml(void)
+{
+	struct listed l = { 0 };
+	bool trunc;
+	char *token;
+	char code[16], msg[64], region[32];
+
+	const char *page =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/"
+		"2006-03-01/\"><Name>b</Name><Prefix>v/</Prefix>"
+		"<KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys>"
+		"<IsTruncated>true</IsTruncated>"
+		"<Contents><Key>v/a&amp;b &lt;&gt;&quot;&apos;</Key>"
+		"<LastModified>2026-01-01T00:00:00.000Z</LastModified>"
+		"<ETag>&quot;abc&quot;</ETag><Size>12</Size>"
+		"<StorageClass>STANDARD</StorageClass></Contents>\n"
+		"<!-- a comment --><Contents><Size>0</Size>"
+		"<Key><![CDATA[v/<x>]]>&#233;&#x4e2d;</Key>"
+		"<Owner><ID>x</ID></Owner></Contents>"
+		"<Contents><Key>v/big</Key><Size>18446744073709551615</Size>"
+		"</Contents><NextContinuationToken>1/tok+=="
+		"</NextContinuationToken></ListBucketResult>\n";
+	CHECK_R(xml_list(page, &l, &trunc, &token), 0);
+	CHECK(l.n == 3, "%zu keys", l.n);
+	if (l.n == 3) {
+		CHECK(strcmp(l.keys[0], "v/a&b <>\"'") == 0, "%s", l.keys[0]);
+		CHECK(l.sizes[0] == 12, "size");
+		CHECK(strcmp(l.keys[1], "v/<x>\xc3\xa9\xe4\xb8\xad") == 0, "%s",
+		      l.keys[1]);
+		CHECK(l.sizes[2] == UINT64_MAX, "size max");
+	}
+	CHECK(trunc && token && strcmp(token, "1/tok+==") == 0, "token %s",
+	      token ? token : "(null)");
+	free(token);
+	listed_free(&l);
+
+	CHECK_R(xml_list("<ListBucketResult><IsTruncated>false</IsTruncated>"
+			 "</ListBucketResult>",
+			 &l, &trunc, &token),
+		0);
+	CHECK(l.n == 0 && !trunc && !token, "empty page");
+	listed_free(&l);
+	/* a namespace prefix and a self-closing element */
+	CHECK_R(xml_list("<s3:ListBucketResult><s3:Contents><s3:Key>k</s3:Key>"
+			 "<s3:Size>1</s3:Size><s3:Owner/></s3:Contents>"
+			 "</s3:ListBucketResult>",
+			 &l, &trunc, &token),
+		0);
+	CHECK(l.n == 1 && strcmp(l.keys[0], "k") == 0, "ns");
+	listed_free(&l);
+
+	static const char *const broken[] = {
+		"",
+		"<ListBucketResult>",
+		"<ListBucketResult><Contents><Key>k</Key><Size>1</Size>"
+		"</Contents>",
+		"<ListBucketResult></ListBucket>",
+		"<ListBucketResult><Contents><Key>a&bogus;</Key><Size>1</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a&#0;</Key><Size>1</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size>-1</Size>"
+		"</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key><Size>99999999999999"
+		"999999999</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Size>1</Size></Contents>"
+		"</ListBucketResult>",
+		"<ListBucketResult><IsTruncated>true</IsTruncated>"
+		"</ListBucketResult>",
+		"<Error><Code>x</Code></Error>",
+		"<ListBucketResult></ListBucketResult><ListBucketResult>"
+		"</ListBucketResult>",
+		"junk<ListBucketResult></ListBucketResult>",
+		"<ListBucketResult><![CDATA[x</ListBucketResult>",
+		"<ListBucketResult><a><b><c><d><e><f><g><h><i><j><k><l><m><n>"
+		"<o><p><q></q></p></o></n></m></l></k></j></i></h></g></f></e>"
+		"</d></c></b></a></ListBucketResult>",
+		"<ListBucketResult attr=\"></ListBucketResult>",
+	};
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+		CHECK_R(xml_list(broken[i], &l, &trunc, &token), -EIO);
+		listed_free(&l);
+	}
+	/* a truncated real page at every length */
+	for (size_t n = 0; n + 2 < strlen(page); n++) {
+		char *cut = strndup(page, n);
+
+		CHECK(s3_xml_list(cut, n, xml_collect, &l, &trunc, &token) ==
+			      -EIO,
+		      "cut at %zu parses", n);
+		listed_free(&l);
+		free(cut);
+	}
+
+	const char *err = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket"
+			  "</Code><Message>The bucket &quot;b&quot; is "
+			  "gone</Message><Region>eu-west-1</Region>"
+			  "<RequestId>1</RequestId></Error>";
+	CHECK_R(s3_xml_error(err, strlen(err), code, sizeof(code), msg,
+			     sizeof(msg), region, sizeof(region)),
+		0);
+	CHECK(strcmp(code, "NoSuchBucket") == 0, "%s", code);
+	CHECK(strcmp(msg, "The bucket \"b\" is gone") == 0, "%s", msg);
+	CHECK(strcmp(region, "eu-west-1") == 0, "%s", region);
+	const char *lerr = "<Error><Code>AVeryLongCodeIndeed</Code></Error>";
+	CHECK_R(s3_xml_error(lerr, strlen(lerr), code, 8, NULL, 0, NULL, 0), 0);
+	CHECK(strcmp(code, "AVeryLo") == 0, "truncated %s", code);
+	CHECK_R(s3_xml_error("<html>nope</html>", 17, code, 8, NULL, 0, NULL,
+			     0),
+		-EIO);
+
+	const char *del = "<DeleteResult><Deleted><Key>a</Key></Deleted>"
+			  "<Error><Key>b&amp;c</Key><Code>AccessDenied</Code>"
+			  "<Message>no</Message></Error><Error><Key>d</Key>"
+			  "<Code>InternalError</Code></Error></DeleteResult>";
+	CHECK_R(s3_xml_delete_result(del, strlen(del), xml_delerr, &l), 0);
+	CHECK(l.n == 2 && strcmp(l.keys[0], "b&c|AccessDenied|no") == 0 &&
+		      strcmp(l.keys[1], "d|InternalError|") == 0,
+	      "delete errors");
+	listed_free(&l);
+	CHECK_R(s3_xml_delete_result("<DeleteResult/>", 15, xml_delerr, &l), 0);
+	CHECK(l.n == 0, "no delete errors");
+
+	struct s3_buf b = { 0 };
+	CHECK_R(s3_xml_escape(&b, "a&b<c>\"d'"), 0);
+	CHECK(strcmp(b.data, "a&amp;b&lt;c&gt;&quot;d&apos;") == 0, "%s",
+	      b.data);
+	b.len = 0;
+	CHECK_R(s3_uri_encode(&b, "chunks/0a/x y+z~._-\xc3\xa9", true), 0);
+	CHECK(strcmp(b.data, "chunks/0a/x%20y%2Bz~._-%C3%A9") == 0, "%s",
+	      b.data);
+	b.len = 0;
+	CHECK_R(s3_uri_encode(&b, "a/b=c&d", false), 0);
+	CHECK(strcmp(b.data, "a%2Fb%3Dc%26d") == 0, "%s", b.data);
+	s3_buf_free(&b);
+
+	char sha[65], md5[32];
+	s3_sha256_hex("abc", 3, sha);
+	CHECK(strcmp(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb41"
+			  "0ff61f20015ad") == 0,
+	      "%s", sha);
+	s3_sha256_hex(NULL, 0, sha);
+	CHECK(strcmp(sha, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4"
+			  "95991b7852b855") == 0,
+	      "%s", sha);
+	s3_md5_base64("abc", 3, md5);
+	CHECK(strcmp(md5, "kAFQmDzST7DWlj99KOF/cg==") == 0, "%s", md5);
+	return failures ? 1 : 0;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: test-store [--mode=conform|open-fail|smoke|"
+			"outage|xml] [OPTIONS] [SPEC]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		O_MODE = 256,
+		O_ENDPOINT,
+		O_REGION,
+		O_AK,
+		O_SK,
+		O_CREDS,
+		O_PROFILE,
+		O_VHOST,
+		O_TIMEOUT,
+		O_RETRY,
+		O_CONN,
+		O_EXPECT,
+		O_FORBID,
+		O_MAXOPEN,
+		O_SECONDS,
+		O_THREADS,
+		O_KEYS,
+	};
+	static const struct option opts[] = {
+		{ "mode", 1, NULL, O_MODE },
+		{ "endpoint", 1, NULL, O_ENDPOINT },
+		{ "region", 1, NULL, O_REGION },
+		{ "access-key", 1, NULL, O_AK },
+		{ "secret-key", 1, NULL, O_SK },
+		{ "credentials-file", 1, NULL, O_CREDS },
+		{ "profile", 1, NULL, O_PROFILE },
+		{ "virtual-host", 0, NULL, O_VHOST },
+		{ "timeout-ms", 1, NULL, O_TIMEOUT },
+		{ "retry-ms", 1, NULL, O_RETRY },
+		{ "connections", 1, NULL, O_CONN },
+		{ "expect", 1, NULL, O_EXPECT },
+		{ "forbid", 1, NULL, O_FORBID },
+		{ "max-open-ms", 1, NULL, O_MAXOPEN },
+		{ "seconds", 1, NULL, O_SECONDS },
+		{ "threads", 1, NULL, O_THREADS },
+		{ "keys", 1, NULL, O_KEYS },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, r;
+
+	conf.log.fn = test_log;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_MODE:
+			mode = optarg;
+			break;
+		case O_ENDPOINT:
+			conf.s3_endpoint = optarg;
+			break;
+		case O_REGION:
+			conf.s3_region = optarg;
+			break;
+		case O_AK:
+			conf.s3_access_key = optarg;
+			break;
+		case O_SK:
+			conf.s3_secret_key = optarg;
+			break;
+		case O_CREDS:
+			conf.s3_credentials_file = optarg;
+			break;
+		case O_PROFILE:
+			conf.s3_profile = optarg;
+			break;
+		case O_VHOST:
+			conf.s3_virtual_host = 1;
+			break;
+		case O_TIMEOUT:
+			conf.s3_timeout_ms = (unsigned)atoi(optarg);
+			break;
+		case O_RETRY:
+			conf.s3_retry_ms = (unsigned)atoi(optarg);
+			break;
+		case O_CONN:
+			conf.s3_connections = (unsigned)atoi(optarg);
+			break;
+		case O_EXPECT:
+			if (nexpect < 8)
+				expect[nexpect++] = optarg;
+			break;
+		case O_FORBID:
+			if (nforbid < 8)
+				forbid[nforbid++] = optarg;
+			break;
+		case O_MAXOPEN:
+			max_open_ms = (unsigned)atoi(optarg);
+			break;
+		case O_SECONDS:
+			seconds = (unsigned)atoi(optarg);
+			break;
+		case O_THREADS:
+			nthreads = (unsigned)atoi(optarg);
+			if (nthreads < 1 || nthreads > 64)
+				usage();
+			break;
+		case O_KEYS:
+			nlist = (unsigned)atoi(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind + 1 < argc)
+		usage();
+	if (strcmp(mode, "xml") == 0) {
+		r = xml();
+		fprintf(stderr, "%s: xml\n", r ? "FAIL" : "PASS");
+		return r;
+	}
+
+	conf.spec = optind < argc ? argv[optind] : getenv("TIERBD_TEST_STORE");
+	if (!conf.spec || !*conf.spec) {
+		const char *t = getenv("TMPDIR");
+
+		snprintf(tmpdir, sizeof(tmpdir), "%s/test-store.XXXXXX",
+			 t && *t ? t : "/tmp");
+		if (!mkdtemp(tmpdir)) {
+			perror("mkdtemp");
+			return 1;
+		}
+		static char spec[300];
+		/* a subdirectory: the store creates it */
+		snprintf(spec, sizeof(spec), "dir:%s/store/", tmpdir);
+		conf.spec = spec;
+	}
+	is_s3 = strncmp(conf.spec, "s3://", 5) == 0;
+
+	if (strcmp(mode, "conform") == 0)
+		r = conform();
+	else if (strcmp(mode, "open-fail") == 0)
+		r = open_fail();
+	else if (strcmp(mode, "smoke") == 0)
+		r = smoke();
+	else if (strcmp(mode, "outage") == 0)
+		r = outage();
+	else
+		usage();
+
+	if (tmpdir[0]) {
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", tmpdir);
+	}
+	if (failures)
+		r = 1;
+	fprintf(stderr, "%s: %s %s\n", r ? "FAIL" : "PASS", mode, conf.spec);
+	return r;
+}
