@@ -1,4 +1,10 @@
-/* cache.c - slot file I/O (O_DIRECT through io_uring) and the allocator.
+/* cache.c - slot file I/O (io_uring) and the allocator.
+ *
+ * Writes go through an O_DIRECT descriptor, reads through a buffered
+ * one: small writes then never pay for the page cache of large fills
+ * (ext4 large folios make that ~6x slower), while hot reads are served
+ * from RAM when the kernel has the pages.  Linux keeps the two coherent:
+ * a direct write invalidates the cached pages of its range.
  *
  * Bounce buffers are per thread (pthread key with destructor), grown to
  * the largest request the thread has seen, at most a chunk plus two
@@ -22,7 +28,8 @@
 
 struct cache {
 	struct logger log;
-	int fd;
+	int fd;	 /* writes: O_DIRECT where the filesystem allows */
+	int rfd; /* reads: through the page cache */
 	uint32_t chunk_size;
 	uint64_t nslots;
 	uint32_t align; /* DIO_ALIGN with O_DIRECT, else 1 */
@@ -100,7 +107,7 @@ struct cache *cache_open(const struct cache_conf *conf)
 	c->log = conf->log;
 	c->chunk_size = conf->chunk_size;
 	c->nslots = conf->nslots;
-	c->fd = -1;
+	c->fd = c->rfd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 
 	if (conf->direct_io) {
@@ -123,6 +130,13 @@ struct cache *cache_open(const struct cache_conf *conf)
 	}
 	if (!c->align)
 		c->align = 1;
+	c->rfd = open(conf->path, O_RDONLY | O_CLOEXEC);
+	if (c->rfd < 0) {
+		err = errno;
+		tlog(&c->log, LOG_ERROR, "open %s: %s", conf->path,
+		     strerror(err));
+		goto fail;
+	}
 	if (fstat(c->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err = S_ISREG(st.st_mode) ? errno : EINVAL;
 		tlog(&c->log, LOG_ERROR, "%s: not a regular file", conf->path);
@@ -174,6 +188,8 @@ void cache_close(struct cache *c)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->rfd >= 0)
+		close(c->rfd);
 	free(c->free_stack);
 	free(c->owner);
 	free(c->refbit);
@@ -185,9 +201,11 @@ void cache_close(struct cache *c)
 
 static int io(struct cache *c, bool write, void *buf, size_t len, off_t off)
 {
-	struct uring_req q = {
-		.fd = c->fd, .write = write, .buf = buf, .len = len, .off = off
-	};
+	struct uring_req q = { .fd = write ? c->fd : c->rfd,
+			       .write = write,
+			       .buf = buf,
+			       .len = len,
+			       .off = off };
 
 	return uring_rw(&c->log, &q, 1);
 }
@@ -205,23 +223,9 @@ bool cache_write_is_rmw(const struct cache *c, uint32_t len, uint32_t off)
 int cache_read(struct cache *c, uint32_t slot, void *buf, uint32_t len,
 	       uint32_t off)
 {
-	uint32_t a0, a1;
-	char *b;
-	int r;
-
-	if (IS_ALIGNED(buf, c->align) && !cache_write_is_rmw(c, len, off))
-		return io(c, false, buf, len, slot_base(c, slot) + off);
-
-	a0 = (uint32_t)ROUND_DOWN(off, c->align);
-	a1 = (uint32_t)ROUND_UP((uint64_t)off + len, c->align);
-	b = bounce_get(a1 - a0);
-	if (!b)
-		return -ENOMEM;
-	__atomic_fetch_add(&c->bounces, 1, __ATOMIC_RELAXED);
-	r = io(c, false, b, a1 - a0, slot_base(c, slot) + a0);
-	if (r == 0)
-		memcpy(buf, b + (off - a0), len);
-	return r;
+	/* Buffered: no alignment needed, and hot data stays in RAM.  The
+	 * kernel drops cached pages that an O_DIRECT write replaces. */
+	return io(c, false, buf, len, slot_base(c, slot) + off);
 }
 
 int cache_write(struct cache *c, uint32_t slot, const void *buf, uint32_t len,

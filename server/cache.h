@@ -1,12 +1,13 @@
 /* cache.h - the hot tier: a file of fixed-size slots, and their allocator.
  *
  * The file `slots` in the cache directory holds nslots slots of
- * chunk_size bytes; slot s is at offset s * chunk_size.  It is opened
- * with O_DIRECT where the filesystem allows (tmpfs does not: then
- * buffered I/O, logged once), so small writes do not pay for the page
- * cache of large fills.  Requests whose buffer, offset or length are
- * not aligned to the device block go through bounce buffers (counted);
- * an unaligned write is a read-modify-write of the edge blocks, so the
+ * chunk_size bytes; slot s is at offset s * chunk_size.  Writes use
+ * O_DIRECT where the filesystem allows (tmpfs does not: then buffered
+ * I/O, logged once), so small writes do not pay for the page cache of
+ * large fills; reads are buffered, so hot data is served from RAM when
+ * the kernel keeps it.  Writes whose buffer, offset or length are not
+ * aligned to the device block go through bounce buffers (counted); an
+ * unaligned write is a read-modify-write of the edge blocks, so the
  * caller must keep other writers of that chunk out meanwhile.
  *
  * Allocator: a stack of free slots and, per slot, its owner chunk and a
