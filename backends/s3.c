@@ -223,7 +223,9 @@ static int delete_objects(struct s3 *s3, char *const *keys, size_t n,
 	req.body_len = xml.len;
 	req.content_md5 = md5;
 	r = s3_perform(s3, &req);
-	if (r == 0) {
+	/* Quiet mode lists only failures; a server that has none to list
+	 * may send no document at all. */
+	if (r == 0 && req.resp.len > strspn(req.resp.data, " \t\r\n")) {
 		r = s3_xml_delete_result(req.resp.data, req.resp.len,
 					 del_error_cb, dr);
 		if (r == -EIO)

@@ -110,6 +110,13 @@ static int parse_endpoint(struct s3 *s3, const struct store_conf *conf)
 			return -ENOMEM;
 		ep = dflt;
 	}
+	if (strchr(ep, '@')) {
+		/* it may hold a password: do not repeat it */
+		tlog(lg, LOG_ERROR,
+		     "s3-endpoint: give http(s)://HOST[:PORT] (keys go in "
+		     "s3-access-key= and s3-secret-key=, not in the URL)");
+		return -EINVAL;
+	}
 	if (strncasecmp(ep, "http://", 7) == 0) {
 		scheme = "http";
 		host = ep + 7;
@@ -133,11 +140,9 @@ static int parse_endpoint(struct s3 *s3, const struct store_conf *conf)
 			return -EINVAL;
 		}
 	}
-	if (hl == 0 || memchr(host, '@', hl)) {
+	if (hl == 0) {
 		tlog(lg, LOG_ERROR,
-		     "s3-endpoint=%s: give http(s)://HOST[:PORT] (keys go in "
-		     "s3-access-key= and s3-secret-key=, not in the URL)",
-		     ep);
+		     "s3-endpoint=%s: give http(s)://HOST[:PORT]", ep);
 		return -EINVAL;
 	}
 	if (asprintf(&s3->endpoint, "%s://%.*s", scheme, (int)hl, host) < 0) {
@@ -145,6 +150,18 @@ static int parse_endpoint(struct s3 *s3, const struct store_conf *conf)
 		return -ENOMEM;
 	}
 	if (conf->s3_virtual_host) {
+		/* BUCKET.HOST must be a name: not BUCKET.10.0.0.1 */
+		size_t name_len = strcspn(host, ":/");
+
+		if (host[0] == '[' || strspn(host, "0123456789.") == name_len) {
+			tlog(lg, LOG_ERROR,
+			     "s3-virtual-host=true needs a host name in "
+			     "s3-endpoint=%s, not an IP address: give the "
+			     "name BUCKET.NAME resolves under, or drop "
+			     "s3-virtual-host (path style)",
+			     ep);
+			return -EINVAL;
+		}
 		if (asprintf(&s3->object_url, "%s://%s.%.*s/", scheme,
 			     s3->bucket, (int)hl, host) < 0) {
 			s3->object_url = NULL;
