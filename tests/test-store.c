@@ -16,6 +16,9 @@
  *                     every op must succeed (the script kills and
  *                     restarts the server meanwhile), retries are shown
  *   --mode=xml        the S3 XML reader and encoders, no server
+ *   --mode=faults     the s3 store against a scripted fake server on
+ *                     127.0.0.1: errno mapping, retries and give-up
+ *                     times, what goes on the wire, open messages
  *
  * S3 options: --endpoint= --region= --access-key= --secret-key=
  * --credentials-file= --profile= --virtual-host --timeout-ms=
@@ -32,6 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -865,6 +873,643 @@ static int xml(void)
 	return failures ? 1 : 0;
 }
 
+/* ---- faults: the s3 store against a scripted fake server -------------- */
+
+/* A tiny HTTP/1.1 server on 127.0.0.1 that answers each request with the
+ * next step of a plan (a status and body, a hang until the client gives
+ * up, or a dropped connection) and records what it was sent.  It checks
+ * no signature: RGW does that in test-store-s3.sh; this tests the errno
+ * mapping, the retries and what goes on the wire. */
+
+enum fake_act { F_REPLY, F_HANG, F_CLOSE };
+
+struct fake_step {
+	enum fake_act act;
+	int status;
+	const char *body;
+	const char *headers; /* extra header lines, each ending "\r\n" */
+};
+
+struct fake_req {
+	char method[8];
+	char target[512];
+	char sha[80], md5[40], expect[40], auth[512];
+	char *body;
+	size_t body_len;
+};
+
+#define FAKE_PLAN 64
+#define FAKE_LOG 64
+
+static struct {
+	pthread_mutex_t lock; /* protects everything below but fd */
+	struct fake_step plan[FAKE_PLAN];
+	unsigned nplan, next;
+	struct fake_req log[FAKE_LOG];
+	unsigned nlog;
+	unsigned nconn;
+	pthread_t conn[256];
+	int fd;
+	int port;
+	volatile bool stop;
+	pthread_t acceptor;
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void fake_plan(unsigned n, const struct fake_step *steps)
+{
+	pthread_mutex_lock(&fake.lock);
+	for (unsigned i = 0; i < fake.nlog; i++)
+		free(fake.log[i].body);
+	fake.nlog = 0;
+	if (n)
+		memcpy(fake.plan, steps, n * sizeof(*steps));
+	fake.nplan = n;
+	fake.next = 0;
+	pthread_mutex_unlock(&fake.lock);
+}
+
+/* the same step n times */
+static void fake_repeat(unsigned n, struct fake_step s)
+{
+	struct fake_step steps[FAKE_PLAN];
+
+	for (unsigned i = 0; i < n; i++)
+		steps[i] = s;
+	fake_plan(n, steps);
+}
+
+static void header_value(const char *hdrs, const char *name, char *out,
+			 size_t len)
+{
+	size_t nl = strlen(name);
+
+	out[0] = '\0';
+	for (const char *p = hdrs; p && *p; p = strstr(p, "\r\n")) {
+		if (p[0] == '\r')
+			p += 2;
+		if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+			size_t n;
+
+			while (*v == ' ')
+				v++;
+			n = strcspn(v, "\r");
+			if (n >= len)
+				n = len - 1;
+			memcpy(out, v, n);
+			out[n] = '\0';
+			return;
+		}
+	}
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static void *fake_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	size_t cap = 2 * MiB + 65536, len = 0;
+	char *buf = malloc(cap);
+
+	for (;;) {
+		char *end;
+		ssize_t n;
+
+		/* the header block */
+		while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+			if (len == cap)
+				goto out;
+			n = recv(fd, buf + len, cap - len, 0);
+			if (n <= 0)
+				goto out;
+			len += (size_t)n;
+		}
+		*end = '\0';
+		struct fake_req rq = { 0 };
+		char cl[32];
+		const char *hdrs = strstr(buf, "\r\n");
+		sscanf(buf, "%7s %511s", rq.method, rq.target);
+		header_value(hdrs, "x-amz-content-sha256", rq.sha,
+			     sizeof(rq.sha));
+		header_value(hdrs, "Content-MD5", rq.md5, sizeof(rq.md5));
+		header_value(hdrs, "Expect", rq.expect, sizeof(rq.expect));
+		header_value(hdrs, "Authorization", rq.auth, sizeof(rq.auth));
+		header_value(hdrs, "Content-Length", cl, sizeof(cl));
+		rq.body_len = (size_t)strtoull(cl, NULL, 10);
+		size_t hlen = (size_t)(end + 4 - buf);
+		if (hlen + rq.body_len > cap)
+			goto out;
+		if (rq.expect[0] &&
+		    !send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+			goto out;
+		while (len < hlen + rq.body_len) {
+			n = recv(fd, buf + len, cap - len, 0);
+			if (n <= 0)
+				goto out;
+			len += (size_t)n;
+		}
+		rq.body = malloc(rq.body_len + 1);
+		memcpy(rq.body, buf + hlen, rq.body_len);
+		rq.body[rq.body_len] = '\0';
+		memmove(buf, buf + hlen + rq.body_len,
+			len - hlen - rq.body_len);
+		len -= hlen + rq.body_len;
+
+		struct fake_step st = { F_REPLY, 200, NULL, NULL };
+		pthread_mutex_lock(&fake.lock);
+		if (fake.next < fake.nplan)
+			st = fake.plan[fake.next++];
+		if (fake.nlog < FAKE_LOG)
+			fake.log[fake.nlog++] = rq;
+		else
+			free(rq.body);
+		pthread_mutex_unlock(&fake.lock);
+		if (!st.body && st.status == 200 && strchr(rq.target, '?') &&
+		    strcmp(rq.method, "GET") == 0)
+			st.body = "<ListBucketResult><IsTruncated>false"
+				  "</IsTruncated></ListBucketResult>";
+		if (!st.body && st.status == 200 &&
+		    strcmp(rq.method, "POST") == 0)
+			st.body = "<DeleteResult></DeleteResult>";
+
+		if (st.act == F_CLOSE)
+			goto out;
+		if (st.act == F_HANG) {
+			/* until the client gives up and closes */
+			while (!fake.stop && recv(fd, buf, cap, 0) > 0)
+				;
+			goto out;
+		}
+		char head[1024];
+		size_t bl = st.body ? strlen(st.body) : 0;
+		int hl = snprintf(head, sizeof(head),
+				  "HTTP/1.1 %d Fake\r\n%sContent-Length: "
+				  "%zu\r\n\r\n",
+				  st.status, st.headers ? st.headers : "", bl);
+		if (!send_all(fd, head, (size_t)hl))
+			goto out;
+		if (strcmp(rq.method, "HEAD") != 0 && bl &&
+		    !send_all(fd, st.body, bl))
+			goto out;
+	}
+out:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+static void *fake_accept(void *arg)
+{
+	while (!fake.stop) {
+		struct pollfd pfd = { .fd = fake.fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		int c = accept(fake.fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		pthread_mutex_lock(&fake.lock);
+		if (fake.nconn < 256 &&
+		    pthread_create(&fake.conn[fake.nconn], NULL, fake_conn,
+				   (void *)(intptr_t)c) == 0)
+			fake.nconn++;
+		else
+			close(c);
+		pthread_mutex_unlock(&fake.lock);
+	}
+	return NULL;
+}
+
+static int fake_start(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fake.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fake.fd < 0)
+		return -1;
+	setsockopt(fake.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fake.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fake.fd, 64) < 0 ||
+	    getsockname(fake.fd, (struct sockaddr *)&sa, &sl) < 0)
+		return -1;
+	fake.port = ntohs(sa.sin_port);
+	return pthread_create(&fake.acceptor, NULL, fake_accept, NULL);
+}
+
+/* Call with every client gone (stores destroyed). */
+static void fake_stop(void)
+{
+	fake.stop = true;
+	pthread_join(fake.acceptor, NULL);
+	for (unsigned i = 0; i < fake.nconn; i++)
+		pthread_join(fake.conn[i], NULL);
+	close(fake.fd);
+	fake_plan(0, NULL);
+}
+
+static unsigned fake_count(void)
+{
+	pthread_mutex_lock(&fake.lock);
+	unsigned n = fake.nlog;
+	pthread_mutex_unlock(&fake.lock);
+	return n;
+}
+
+static struct store *fake_open(char *endpoint, unsigned timeout_ms,
+			       unsigned retry_ms)
+{
+	struct store_conf c = conf;
+
+	c.spec = "s3://bkt/pfx";
+	c.s3_endpoint = endpoint;
+	c.s3_access_key = "AKFAKE";
+	c.s3_secret_key = "fake-secret-value";
+	c.s3_timeout_ms = timeout_ms;
+	c.s3_retry_ms = retry_ms;
+	c.s3_connections = 4;
+	return store_open(&c);
+}
+
+#define ERR_XML(code)                                         \
+	"<?xml version=\"1.0\"?><Error><Code>" code "</Code>" \
+	"<Message>injected</Message></Error>"
+
+static void get_expect(struct store *st, int want, unsigned requests,
+		       const char *what)
+{
+	void *got = NULL;
+	size_t glen = 0;
+	int r = st->ops->get(st, "k", &got, &glen);
+
+	CHECK(r == want, "%s: get returned %d (%s), want %d", what, r,
+	      strerror(-r), want);
+	CHECK(fake_count() == requests, "%s: %u requests, want %u", what,
+	      fake_count(), requests);
+	if (r == 0)
+		CHECK(glen == 2 && memcmp(got, "ok", 2) == 0, "%s: body", what);
+	free(got);
+}
+
+static int faults(void)
+{
+	static const struct fake_step ok = { F_REPLY, 200, "ok", NULL };
+	char endpoint[64], sha[65], md5[32];
+	struct store_stats s0, s1;
+	struct store *st, *quick;
+	uint64_t t0;
+	int r;
+
+	if (fake_start() < 0) {
+		perror("fake server");
+		return 1;
+	}
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", fake.port);
+	conf.s3_secret_key = "fake-secret-value"; /* never in a message */
+	forbid[nforbid++] = "pass-word";
+
+	/* open: the check it sends */
+	fake_plan(0, NULL);
+	st = fake_open(endpoint, 400, 3000);
+	CHECK(st != NULL, "open");
+	if (!st)
+		return 1;
+	CHECK(fake_count() == 1 && strcmp(fake.log[0].method, "GET") == 0 &&
+		      strcmp(fake.log[0].target,
+			     "/bkt?list-type=2&max-keys=1&prefix=pfx%2F") == 0,
+	      "open request %s", fake.log[0].target);
+	CHECK(strncmp(fake.log[0].auth, "AWS4-HMAC-SHA256 Credential=AKFAKE/",
+		      35) == 0 &&
+		      strstr(fake.log[0].auth, "/us-east-1/s3/aws4_request") &&
+		      strstr(fake.log[0].auth, "x-amz-content-sha256"),
+	      "authorization %s", fake.log[0].auth);
+	s3_sha256_hex(NULL, 0, sha);
+	CHECK(strcmp(fake.log[0].sha, sha) == 0, "empty payload hash");
+
+	/* what a PUT sends: path encoding, payload hash, no Expect <= 1 MiB */
+	size_t sizes[] = { 100, MiB, MiB + 1 };
+	char *big = malloc(MiB + 1);
+	fill(big, MiB + 1, 9);
+	for (size_t i = 0; i < 3; i++) {
+		fake_plan(0, NULL);
+		CHECK_R(st->ops->put(st, "a/b c+d", big, sizes[i]), 0);
+		struct fake_req *q = &fake.log[0];
+		s3_sha256_hex(big, sizes[i], sha);
+		CHECK(strcmp(q->method, "PUT") == 0 &&
+			      strcmp(q->target, "/bkt/pfx/a/b%20c%2Bd") == 0,
+		      "put target %s", q->target);
+		CHECK(strcmp(q->sha, sha) == 0, "put payload hash");
+		CHECK(q->body_len == sizes[i] &&
+			      memcmp(q->body, big, sizes[i]) == 0,
+		      "put body");
+		/* curl adds an (unsigned) Expect only above 1 MiB */
+		CHECK(!!q->expect[0] == (sizes[i] > MiB), "expect \"%s\"",
+		      q->expect);
+		CHECK(!strstr(q->auth, "expect"), "Expect is not signed");
+	}
+	free(big);
+
+	st->ops->stats(st, &s0);
+	struct fake_step e500 = { F_REPLY, 500, ERR_XML("InternalError"),
+				  NULL };
+	struct fake_step e502 = { F_REPLY, 502, "bad gateway", NULL };
+	struct fake_step e503 = { F_REPLY, 503, ERR_XML("SlowDown"), NULL };
+	struct fake_step e429 = { F_REPLY, 429, "", NULL };
+	struct fake_step hang = { F_HANG, 0, NULL, NULL };
+	struct fake_step drop = { F_CLOSE, 0, NULL, NULL };
+
+	fake_plan(3, (struct fake_step[]){ e500, e502, ok });
+	get_expect(st, 0, 3, "500, 502, 200");
+	fake_plan(2, (struct fake_step[]){ e503, ok });
+	get_expect(st, 0, 2, "503 SlowDown, 200");
+	fake_plan(2, (struct fake_step[]){ e429, ok });
+	get_expect(st, 0, 2, "429, 200");
+	/* curl itself sends again once when a kept-alive connection turns
+	 * out dead; the second drop, on a new connection, is ours */
+	fake_plan(3, (struct fake_step[]){ drop, drop, ok });
+	get_expect(st, 0, 3, "dropped connection twice, 200");
+	fake_plan(2, (struct fake_step[]){ hang, ok });
+	get_expect(st, 0, 2, "timeout, 200");
+	st->ops->stats(st, &s1);
+	CHECK(s1.retries - s0.retries == 6, "retries %" PRIu64,
+	      s1.retries - s0.retries);
+	CHECK(s1.server_errors - s0.server_errors == 4,
+	      "server_errors %" PRIu64, s1.server_errors - s0.server_errors);
+	CHECK(s1.net_errors - s0.net_errors == 1, "net_errors");
+	CHECK(s1.timeouts - s0.timeouts == 1, "timeouts");
+	CHECK(s1.errors == s0.errors, "no errors returned");
+
+	/* final at once: no retry */
+	static const struct {
+		int status;
+		const char *code;
+		int want;
+	} finals[] = {
+		{ 404, "NoSuchKey", -ENOENT },
+		{ 403, "AccessDenied", -EACCES },
+		{ 401, "Unauthorized", -EACCES },
+		{ 403, "QuotaExceeded", -ENOSPC },
+		{ 400, "InvalidArgument", -EINVAL },
+		{ 409, "Conflict", -EIO },
+		{ 301, "PermanentRedirect", -EIO },
+		{ 507, "StorageFull", -ENOSPC },
+		{ 501, "NotImplemented", -EOPNOTSUPP },
+		{ 405, "MethodNotAllowed", -EOPNOTSUPP },
+	};
+	for (size_t i = 0; i < sizeof(finals) / sizeof(finals[0]); i++) {
+		char body[256], what[64];
+
+		snprintf(body, sizeof(body),
+			 "<Error><Code>%s</Code><Message>m</Message></Error>",
+			 finals[i].code);
+		snprintf(what, sizeof(what), "%d %s", finals[i].status,
+			 finals[i].code);
+		fake_repeat(1, (struct fake_step){ F_REPLY, finals[i].status,
+						   body, NULL });
+		get_expect(st, finals[i].want, 1, what);
+	}
+
+	/* giving up: the budget bounds the time */
+	quick = fake_open(endpoint, 200, 800);
+	CHECK(quick != NULL, "open quick");
+	const struct {
+		struct fake_step *step;
+		int want;
+	} giveup[] = { { &e500, -EIO },
+		       { &e503, -EAGAIN },
+		       { &hang, -ETIMEDOUT },
+		       { &drop, -ETIMEDOUT } };
+	for (size_t i = 0; quick && i < 4; i++) {
+		void *got = NULL;
+		size_t glen;
+
+		fake_repeat(FAKE_PLAN, *giveup[i].step);
+		t0 = now_ms();
+		r = quick->ops->get(quick, "k", &got, &glen);
+		uint64_t ms = now_ms() - t0;
+		CHECK(r == giveup[i].want, "give up %zu: %d, want %d", i, r,
+		      giveup[i].want);
+		CHECK(ms < 800 + 400 && fake_count() >= 2,
+		      "give up %zu: %" PRIu64 " ms, %u requests", i, ms,
+		      fake_count());
+	}
+
+	/* DeleteObjects: MD5, batching, a transient per-key error resent */
+	{
+		const char *keys[] = { "d/a", "d/b&c", "d/e" };
+
+		fake_plan(2,
+			  (struct fake_step[]){
+				  { F_REPLY, 200,
+				    "<DeleteResult><Error><Key>pfx/d/b&amp;c"
+				    "</Key><Code>InternalError</Code>"
+				    "</Error></DeleteResult>",
+				    NULL },
+				  { F_REPLY, 200, "<DeleteResult/>", NULL } });
+		CHECK_R(st->ops->del(st, keys, 3), 0);
+		CHECK(fake_count() == 2, "delete: %u requests", fake_count());
+		struct fake_req *q = &fake.log[0];
+		CHECK(strcmp(q->method, "POST") == 0 &&
+			      strcmp(q->target, "/bkt?delete=") == 0,
+		      "delete target %s", q->target);
+		s3_md5_base64(q->body, q->body_len, md5);
+		CHECK(strcmp(q->md5, md5) == 0, "Content-MD5 %s", q->md5);
+		CHECK(strstr(q->body, "<Key>pfx/d/a</Key>") &&
+			      strstr(q->body, "<Key>pfx/d/b&amp;c</Key>") &&
+			      strstr(q->body, "<Quiet>true</Quiet>"),
+		      "delete body %s", q->body);
+		q = &fake.log[1];
+		CHECK(!strstr(q->body, "pfx/d/a") &&
+			      strstr(q->body, "<Key>pfx/d/b&amp;c</Key>"),
+		      "resent %s", q->body);
+
+		fake_repeat(1,
+			    (struct fake_step){
+				    F_REPLY, 200,
+				    "<DeleteResult><Error><Key>pfx/d/a</Key>"
+				    "<Code>AccessDenied</Code></Error>"
+				    "<Error><Key>pfx/d/e</Key><Code>NoSuchKey"
+				    "</Code></Error></DeleteResult>",
+				    NULL });
+		CHECK_R(st->ops->del(st, keys, 3), -EACCES);
+
+		/* no DeleteObjects: one DELETE per key */
+		fake_repeat(1, (struct fake_step){ F_REPLY, 501,
+						   ERR_XML("NotImplemented"),
+						   NULL });
+		CHECK_R(st->ops->del(st, keys, 3), 0);
+		CHECK(fake_count() == 4 &&
+			      strcmp(fake.log[3].method, "DELETE") == 0 &&
+			      strcmp(fake.log[3].target, "/bkt/pfx/d/e") == 0,
+		      "one by one");
+
+		/* 2500 keys: 3 requests of at most 1000 */
+		char **many = calloc(2500, sizeof(*many));
+		for (unsigned i = 0; i < 2500; i++) {
+			many[i] = malloc(16);
+			snprintf(many[i], 16, "m/%u", i);
+		}
+		fake_plan(0, NULL);
+		CHECK_R(st->ops->del(st, (const char *const *)many, 2500), 0);
+		CHECK(fake_count() == 3, "2500 keys: %u requests",
+		      fake_count());
+		for (unsigned i = 0; i < 2500; i++)
+			free(many[i]);
+		free(many);
+	}
+
+	/* ListObjectsV2: the continuation token, sent back encoded */
+	{
+		struct listed l = { 0 };
+
+		fake_plan(2,
+			  (struct fake_step[]){
+				  { F_REPLY, 200,
+				    "<ListBucketResult><IsTruncated>true"
+				    "</IsTruncated><Contents><Key>pfx/l/1</Key>"
+				    "<Size>1</Size></Contents>"
+				    "<NextContinuationToken>t/1+=</NextContinu"
+				    "ationToken></ListBucketResult>",
+				    NULL },
+				  { F_REPLY, 200,
+				    "<ListBucketResult><IsTruncated>false"
+				    "</IsTruncated><Contents><Key>pfx/l/2</Key>"
+				    "<Size>22</Size></Contents>"
+				    "</ListBucketResult>",
+				    NULL } });
+		CHECK_R(st->ops->list(st, "l/", collect, &l), 0);
+		CHECK(l.n == 2 && strcmp(l.keys[0], "l/1") == 0 &&
+			      strcmp(l.keys[1], "l/2") == 0 && l.sizes[1] == 22,
+		      "list pages");
+		CHECK(fake_count() == 2 &&
+			      strcmp(fake.log[0].target,
+				     "/bkt?list-type=2&prefix=pfx%2Fl%2F") ==
+				      0 &&
+			      strcmp(fake.log[1].target,
+				     "/bkt?continuation-token=t%2F1%2B%3D&"
+				     "list-type=2&prefix=pfx%2Fl%2F") == 0,
+		      "list queries %s", fake.log[1].target);
+		listed_free(&l);
+		/* a key outside the prefix: the reply is wrong */
+		fake_repeat(1, (struct fake_step){
+				       F_REPLY, 200,
+				       "<ListBucketResult><Contents><Key>other"
+				       "</Key><Size>1</Size></Contents>"
+				       "</ListBucketResult>",
+				       NULL });
+		CHECK_R(st->ops->list(st, "", collect, &l), -EIO);
+		listed_free(&l);
+	}
+
+	/* HEAD */
+	{
+		uint64_t size = 0;
+
+		fake_repeat(1, (struct fake_step){ F_REPLY, 200, NULL,
+						   "X-Size: 1\r\n" });
+		/* Content-Length 0: an empty object */
+		CHECK_R(st->ops->head(st, "k", &size), 0);
+		CHECK(size == 0 && strcmp(fake.log[0].method, "HEAD") == 0,
+		      "head");
+	}
+	store_destroy(quick);
+	store_destroy(st);
+
+	/* configuration errors, before any request */
+	{
+		struct store_conf c = conf;
+		static const struct {
+			const char *spec, *endpoint, *expect;
+			int vhost;
+		} bad[] = {
+			{ "s3://bkt/x", "http://127.0.0.1:1",
+			  "not an IP address", 1 },
+			{ "s3://bkt/x", "ftp://host", "give the URL", 0 },
+			{ "s3://bkt/x", "http://host/path", "without a path",
+			  0 },
+			{ "s3://bkt/x", "http://user:pass-word@host/p",
+			  "not in the URL", 0 },
+			{ "s3://b*t/x", "http://host", "bucket name", 0 },
+			{ "s3://bkt/a//b", "http://host", "bad prefix", 0 },
+			{ "s3://bkt/.x", "http://host", "bad prefix", 0 },
+		};
+
+		c.s3_access_key = "AKFAKE";
+		c.s3_secret_key = "fake-secret-value";
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			c.spec = bad[i].spec;
+			c.s3_endpoint = bad[i].endpoint;
+			c.s3_virtual_host = bad[i].vhost;
+			log_len = 0;
+			log_text[0] = '\0';
+			fake_plan(0, NULL);
+			st = store_open(&c);
+			CHECK(!st && errno == EINVAL && fake_count() == 0,
+			      "config %zu", i);
+			CHECK(strstr(log_text, bad[i].expect),
+			      "config %zu: \"%s\"", i, bad[i].expect);
+			store_destroy(st);
+		}
+		c.s3_endpoint = "http://127.0.0.1:1";
+		c.spec = "s3://bkt";
+		c.s3_secret_key = NULL;
+		log_len = 0;
+		CHECK(!store_open(&c) && strstr(log_text, "given without"),
+		      "half a key pair");
+	}
+
+	/* open: what the messages say */
+	static const struct {
+		struct fake_step step;
+		const char *expect;
+		int err;
+	} opens[] = {
+		{ { F_REPLY, 301, ERR_XML("PermanentRedirect"),
+		    "x-amz-bucket-region: eu-west-3\r\n" },
+		  "set s3-region=eu-west-3",
+		  EINVAL },
+		{ { F_REPLY, 200, "<html>hello</html>", NULL },
+		  "does not answer like S3",
+		  EIO },
+		{ { F_REPLY, 403, ERR_XML("RequestTimeTooSkewed"), NULL },
+		  "clock",
+		  EACCES },
+		{ { F_REPLY, 403, ERR_XML("AccessDenied"), NULL },
+		  "may list, read and write the bucket",
+		  EACCES },
+		{ { F_REPLY, 500, ERR_XML("InternalError"), NULL },
+		  "checking bucket bkt at",
+		  EIO },
+	};
+	for (size_t i = 0; i < sizeof(opens) / sizeof(opens[0]); i++) {
+		fake_repeat(FAKE_PLAN, opens[i].step);
+		log_len = 0;
+		log_text[0] = '\0';
+		st = fake_open(endpoint, 400, 3000);
+		CHECK(!st && errno == opens[i].err, "open %zu: errno %d", i,
+		      errno);
+		CHECK(strstr(log_text, opens[i].expect), "open %zu: \"%s\"", i,
+		      opens[i].expect);
+		store_destroy(st);
+	}
+
+	fake_stop();
+	return failures ? 1 : 0;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static char tmpdir[256];
@@ -872,7 +1517,7 @@ static char tmpdir[256];
 static void usage(void)
 {
 	fprintf(stderr, "usage: test-store [--mode=conform|open-fail|smoke|"
-			"outage|xml] [OPTIONS] [SPEC]\n");
+			"outage|xml|faults] [OPTIONS] [SPEC]\n");
 	exit(2);
 }
 
@@ -983,9 +1628,9 @@ int main(int argc, char **argv)
 	}
 	if (optind + 1 < argc)
 		usage();
-	if (strcmp(mode, "xml") == 0) {
-		r = xml();
-		fprintf(stderr, "%s: xml\n", r ? "FAIL" : "PASS");
+	if (strcmp(mode, "xml") == 0 || strcmp(mode, "faults") == 0) {
+		r = mode[0] == 'x' ? xml() : faults();
+		fprintf(stderr, "%s: %s\n", r ? "FAIL" : "PASS", mode);
 		return r;
 	}
 
