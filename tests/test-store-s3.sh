@@ -54,9 +54,8 @@ cleanup() {
   fi
   "$ceph_s3" stop || true
   if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
-    for f in "$CEPH_S3_DIR"/log/client.rgw.a.log; do
-      [ -f "$f" ] && { echo "---- tail of $f"; tail -n 30 "$f"; }
-    done
+    f="$CEPH_S3_DIR/log/client.rgw.a.log"
+    [ -f "$f" ] && { echo "---- tail of $f"; tail -n 30 "$f"; }
   fi
   rm -rf "$CEPH_S3_DIR"
   exit $rc
@@ -109,7 +108,7 @@ AWS_SHARED_CREDENTIALS_FILE=$creds AWS_PROFILE=ceph \
 mkdir -p "$CEPH_S3_DIR/home/.aws"
 cp "$creds" "$CEPH_S3_DIR/home/.aws/credentials"
 HOME=$CEPH_S3_DIR/home AWS_PROFILE=ceph \
-  run "~/.aws/credentials" --endpoint="$S3_ENDPOINT" --mode=smoke \
+  run "\$HOME/.aws/credentials" --endpoint="$S3_ENDPOINT" --mode=smoke \
   "s3://$bucket/home"
 
 # curl resolves *.localhost to the loopback addresses itself
