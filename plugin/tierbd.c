@@ -131,6 +131,25 @@ static int tierbd_config(const char *key, const char *value)
 		return parse_size(key, value, &conf.max_dirty);
 	if (strcmp(key, "direct-io") == 0)
 		return parse_bool(key, value, &conf.direct_io);
+	if (strcmp(key, "flush") == 0) {
+		if (strcmp(value, "local") == 0 ||
+		    strcmp(value, "remote") == 0) {
+			conf.flush_remote = value[0] == 'r';
+			return 0;
+		}
+		nbdkit_error("flush=%s: use flush=local (durable in the cache; "
+			     "the default) or flush=remote (durable in the "
+			     "store)",
+			     value);
+		return -1;
+	}
+	if (strcmp(key, "commit-interval") == 0) {
+		unsigned sec;
+		if (parse_uint(key, value, &sec, 1, 86400) < 0)
+			return -1;
+		conf.commit_interval_ms = sec * 1000;
+		return 0;
+	}
 
 	/* S3 store */
 	if (strcmp(key, "s3-endpoint") == 0) {
@@ -215,7 +234,11 @@ static int tierbd_config_complete(void)
 	"1000)\n"                                                             \
 	"max-dirty=SIZE         writers slow down above this (default\n"      \
 	"                       half the cache)\n"                            \
-	"direct-io=BOOL         O_DIRECT cache file (default true)\n"         \
+	"direct-io=BOOL         O_DIRECT cache writes (default true)\n"       \
+	"flush=local|remote     a flush is durable in the cache (default)\n"  \
+	"                       or waits for a commit in the store\n"         \
+	"commit-interval=SEC    commit to the store this often when\n"        \
+	"                       something changed (default 5)\n"              \
 	"s3-endpoint=URL        http(s)://host[:port] (default AWS)\n"        \
 	"s3-region=REGION       signing region (default us-east-1)\n"         \
 	"s3-virtual-host=BOOL   BUCKET.host addressing (default false)\n"     \

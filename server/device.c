@@ -535,7 +535,10 @@ int device_flush(struct device *d)
 		     strerror(-r));
 		return r;
 	}
-	return dev_map_sync(d);
+	r = dev_map_sync(d);
+	if (r == 0 && d->flush_remote)
+		r = commit_request_wait(d);
+	return r;
 }
 
 /* ---- trim and zero --------------------------------------------------- */
@@ -555,6 +558,7 @@ static uint32_t chunk_discard(struct device *d, uint64_t idx)
 		__atomic_fetch_sub(&d->ndirty, 1, __ATOMIC_RELAXED);
 	if (e->state != CHUNK_ABSENT) {
 		wb_delete_later(d, idx, e->gen);
+		__atomic_fetch_add(&d->map_version, 1, __ATOMIC_RELAXED);
 		if (e->slot != SLOT_NONE && d->slot_refs[e->slot] == 0)
 			slot = e->slot; /* else the last dev_slot_put frees it */
 		e->state = CHUNK_ABSENT;
@@ -721,4 +725,7 @@ void device_get_stats(struct device *d, struct device_stats *out)
 			  out->nslots * (sizeof(uint32_t) + sizeof(uint64_t) +
 					 sizeof(uint32_t) + 1);
 	d->store->ops->stats(d->store, &out->store);
+	out->commit_seq = d->commit_seq;
+	out->commit_lag = __atomic_load_n(&d->map_version, __ATOMIC_RELAXED) -
+			  d->committed_version;
 }

@@ -40,6 +40,8 @@ struct device_conf {
 	unsigned writeback_delay_ms; /* coalescing delay; default 1000 */
 	uint64_t max_dirty;	     /* bytes; default cache_size / 2 */
 	bool direct_io;		     /* O_DIRECT cache file; default on */
+	bool flush_remote;	     /* flush waits for a commit in the store */
+	unsigned commit_interval_ms; /* default 5000 */
 	bool readonly;
 };
 
@@ -70,7 +72,8 @@ uint32_t device_chunk_size(const struct device *dev);
 int device_read(struct device *dev, void *buf, uint32_t count, uint64_t offset);
 int device_write(struct device *dev, const void *buf, uint32_t count,
 		 uint64_t offset, unsigned flags);
-/* Make every write acknowledged so far durable on the cache device. */
+/* Make every write acknowledged so far durable on the cache device
+ * (flush_remote: and in a commit in the store). */
 int device_flush(struct device *dev);
 /* Whole chunks in the range become ABSENT; partial chunks are kept
  * (trim is advisory). */
@@ -87,7 +90,8 @@ typedef int (*device_extent_cb)(void *opaque, uint64_t offset, uint64_t length,
 int device_extents(struct device *dev, uint32_t count, uint64_t offset,
 		   device_extent_cb cb, void *opaque);
 
-/* Wait until no chunk is dirty (every write is in the store). */
+/* Wait until no chunk is dirty and a commit names every version: the
+ * store alone then holds the whole device. */
 int device_drain(struct device *dev);
 
 struct device_stats {
@@ -100,6 +104,8 @@ struct device_stats {
 	uint64_t uploads, upload_bytes, upload_errors;
 	uint64_t evictions, bounces, checksum_errors, verify_refetches;
 	uint64_t flushes, throttled_writes;
+	uint64_t commits, commit_seq, commit_lag; /* lag: map changes since */
+	uint64_t gc_deletes;
 	uint64_t meta_bytes; /* resident metadata of the engine */
 	struct store_stats store;
 };

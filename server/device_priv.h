@@ -26,7 +26,6 @@
 	(CE_F_BUSY | CE_F_UPLOADING | CE_F_REDIRTY | CE_F_VERIFY | CE_F_QUEUED)
 #define GEN_RESERVE 4096
 #define PUSH_RETRY_MS 1000
-#define DELETE_BATCH 256
 
 struct stripe {
 	pthread_mutex_t lock;	/* entries i with i % NSTRIPES == this */
@@ -78,6 +77,21 @@ struct device {
 	unsigned push_threads, delay_ms;
 	uint64_t max_dirty;
 	uint64_t ndirty; /* atomic: chunks in HOT_DIRTY */
+
+	/* commits (commit.c) */
+	pthread_mutex_t commit_lock; /* the commit_* fields below */
+	pthread_cond_t commit_cond;  /* a commit is done, or is wanted */
+	uint64_t commit_seq;	     /* newest commit in the store */
+	uint64_t commit_requests;    /* bumped by each waiter */
+	uint64_t commit_done_req;    /* requests covered by a done commit */
+	bool commit_due, commit_stop, commit_running;
+	pthread_t commit_thread;
+	unsigned commit_interval_ms;
+	bool flush_remote;
+	uint64_t map_version;	      /* atomic: bumped when a gen changes */
+	uint64_t committed_version;   /* map_version of the newest commit */
+	struct pending_del *gc_batch; /* superseded at the newest commit */
+	size_t gc_nbatch;	      /* (commit worker only) */
 
 	struct device_stats st; /* counters, updated with atomics */
 };
@@ -131,7 +145,23 @@ void wb_delete_later(struct device *d, uint64_t idx, uint64_t gen);
 void wb_throttle(struct device *d);
 void wb_kick(struct device *d, bool urgent_start);
 void wb_unurge(struct device *d);
-void wb_run_deletes(struct device *d);
 void wb_stop(struct device *d);
+
+/* commit.c: commits in the store, deletion of superseded versions. */
+struct commit_info;
+struct commit_entry;
+int commit_start(struct device *d);
+void commit_stop(struct device *d);
+void commit_final(struct device *d);
+int commit_first(struct device *d);
+void commit_poke(struct device *d);
+/* Wait for a commit that starts after this call.  -ESHUTDOWN if the
+ * device is closing first. */
+int commit_request_wait(struct device *d);
+/* The newest readable commit in st; -ENOENT if there is none.  *ents is
+ * malloc'd; *newest_seq is the highest sequence listed. */
+int commit_load_latest(struct store *st, const struct logger *lg,
+		       struct commit_info *info, struct commit_entry **ents,
+		       uint64_t *newest_seq);
 
 #endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../common/cleanup.h"
+#include "../proto/commit.h"
 #include "device_priv.h"
 
 #define DEFAULT_CHUNK_SIZE (1u << 20)
@@ -59,40 +60,16 @@ static void human(char *buf, size_t n, uint64_t v)
 		snprintf(buf, n, "%llu%c", (unsigned long long)v, units[u]);
 }
 
-/* Check a new device's parameters; nothing is touched. */
+/* Parameters needed to create a cache, new device or not; nothing is
+ * touched. */
 static int check_create(const struct device_conf *conf, uint32_t chunk,
 			const struct logger *lg)
 {
-	char a[32], b[32];
-
-	if (!conf->size) {
-		tlog(lg, LOG_ERROR,
-		     "%s holds no device yet: pass size= (e.g. size=10G) "
-		     "to create one",
-		     conf->cache_dir);
-		return -EINVAL;
-	}
 	if (!conf->cache_size) {
 		tlog(lg, LOG_ERROR,
 		     "%s holds no device yet: pass cache-size= (e.g. "
 		     "cache-size=2G) to create one",
 		     conf->cache_dir);
-		return -EINVAL;
-	}
-	if (conf->cache_size < chunk) {
-		human(a, sizeof(a), conf->cache_size);
-		human(b, sizeof(b), chunk);
-		tlog(lg, LOG_ERROR,
-		     "cache-size=%s is smaller than one chunk (chunk-size=%s): "
-		     "the cache must hold at least one chunk",
-		     a, b);
-		return -EINVAL;
-	}
-	if (conf->cache_size / chunk > SLOT_NONE - 1) {
-		tlog(lg, LOG_ERROR,
-		     "cache-size is too large for chunk-size: at most %u "
-		     "slots; choose a larger chunk-size",
-		     SLOT_NONE - 1);
 		return -EINVAL;
 	}
 	if (conf->size > (UINT64_C(1) << 62)) {
@@ -114,29 +91,107 @@ static int check_create(const struct device_conf *conf, uint32_t chunk,
 	return 0;
 }
 
-/* Write a new map as map.tmp, then rename it to map. */
-static int create_map(struct device *d, const struct device_conf *conf,
-		      uint32_t chunk)
+/* The superblock of a new device, or of one adopted from a commit. */
+static void new_sb(struct superblock *sb, const struct device_conf *conf,
+		   uint32_t chunk, const struct commit_info *from)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->device_size = from ? from->device_size : conf->size;
+	sb->chunk_shift = from ? from->chunk_shift : log2_u64(chunk);
+	sb->nchunks =
+		DIV_ROUND_UP(sb->device_size, UINT64_C(1) << sb->chunk_shift);
+	sb->nslots = conf->cache_size >> sb->chunk_shift;
+	sb->gen_reserved = from ? from->gen_floor : 1;
+	sb->flags = SB_F_CLEAN;
+	sb->created = (uint64_t)time(NULL);
+	if (from)
+		sb->device_id = from->device_id;
+	else if (getrandom(&sb->device_id, sizeof(sb->device_id), 0) !=
+		 sizeof(sb->device_id))
+		sb->device_id = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+	snprintf(sb->store_spec, sizeof(sb->store_spec), "%s",
+		 conf->store.spec);
+}
+
+/* A new device (the store holds none): check size and geometry. */
+static int check_new(const struct device_conf *conf, uint32_t chunk,
+		     const struct logger *lg)
+{
+	char a[32], b[32];
+
+	if (!conf->size) {
+		tlog(lg, LOG_ERROR,
+		     "%s holds no device yet and store=%s holds none "
+		     "either: pass size= (e.g. size=10G) to create one",
+		     conf->cache_dir, conf->store.spec);
+		return -EINVAL;
+	}
+	if (conf->cache_size < chunk) {
+		human(a, sizeof(a), conf->cache_size);
+		human(b, sizeof(b), chunk);
+		tlog(lg, LOG_ERROR,
+		     "cache-size=%s is smaller than one chunk (chunk-size=%s): "
+		     "the cache must hold at least one chunk",
+		     a, b);
+		return -EINVAL;
+	}
+	if (conf->cache_size / chunk > SLOT_NONE - 1) {
+		tlog(lg, LOG_ERROR,
+		     "cache-size is too large for chunk-size: at most %u "
+		     "slots; choose a larger chunk-size",
+		     SLOT_NONE - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reopening from a commit: the parameters must agree with it. */
+static int check_adopt(const struct device_conf *conf,
+		       const struct commit_info *ci, const struct logger *lg)
+{
+	uint32_t chunk = 1u << ci->chunk_shift;
+	char a[32], b[32];
+
+	human(a, sizeof(a), ci->device_size);
+	if (conf->size && conf->size != ci->device_size) {
+		tlog(lg, LOG_ERROR,
+		     "store=%s holds a device of size=%s: pass size=%s or "
+		     "omit size= to reopen it",
+		     conf->store.spec, a, a);
+		return -EINVAL;
+	}
+	human(b, sizeof(b), chunk);
+	if (conf->chunk_size && conf->chunk_size != chunk) {
+		tlog(lg, LOG_ERROR,
+		     "store=%s holds a device with chunk-size=%s: pass "
+		     "chunk-size=%s or omit chunk-size= to reopen it",
+		     conf->store.spec, b, b);
+		return -EINVAL;
+	}
+	if (conf->cache_size < chunk) {
+		human(a, sizeof(a), conf->cache_size);
+		tlog(lg, LOG_ERROR,
+		     "cache-size=%s is smaller than one chunk of the device "
+		     "in the store (chunk-size=%s)",
+		     a, b);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Write a new map as map.tmp, then rename it to map.  Chunks named by
+ * ents (a commit) start COLD, the rest ABSENT. */
+static int create_map(struct device *d, const struct superblock *sbp,
+		      const struct commit_entry *ents, uint64_t nents)
 {
 	CLEANUP_FREE char *tmp = path_join(d->cache_dir, "map.tmp");
 	CLEANUP_FREE char *path = path_join(d->cache_dir, "map");
-	struct superblock sb = { 0 };
+	struct superblock sb = *sbp;
 	uint8_t buf[SB_SIZE];
 	int fd, err = 0, dfd;
 
 	if (!tmp || !path)
 		return -ENOMEM;
-	sb.device_size = conf->size;
-	sb.chunk_shift = log2_u64(chunk);
-	sb.nchunks = DIV_ROUND_UP(conf->size, chunk);
-	sb.nslots = conf->cache_size / chunk;
-	sb.gen_reserved = 1;
-	sb.flags = SB_F_CLEAN;
-	sb.created = (uint64_t)time(NULL);
-	if (getrandom(&sb.device_id, sizeof(sb.device_id), 0) !=
-	    sizeof(sb.device_id))
-		sb.device_id = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-	snprintf(sb.store_spec, sizeof(sb.store_spec), "%s", conf->store.spec);
 	sb_encode(&sb, buf);
 
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -160,6 +215,12 @@ static int create_map(struct device *d, const struct device_conf *conf,
 			struct chunk_ent *e = (void *)((char *)m + SB_SIZE);
 			for (uint64_t i = 0; i < sb.nchunks; i++)
 				e[i].slot = SLOT_NONE;
+			for (uint64_t i = 0; i < nents; i++) {
+				struct chunk_ent *c = &e[ents[i].index];
+				c->state = CHUNK_COLD;
+				c->gen = ents[i].gen;
+				c->hash = ents[i].hash;
+			}
 			munmap(m, SB_SIZE + sb.nchunks * sizeof(*e));
 		}
 	}
@@ -327,6 +388,11 @@ static struct device *dev_alloc(const struct device_conf *conf)
 	pthread_mutex_init(&d->wb_lock, NULL);
 	pthread_cond_init(&d->wb_work, NULL);
 	pthread_cond_init(&d->wb_progress, NULL);
+	pthread_mutex_init(&d->commit_lock, NULL);
+	pthread_cond_init(&d->commit_cond, NULL);
+	d->commit_interval_ms =
+		conf->commit_interval_ms ? conf->commit_interval_ms : 5000;
+	d->flush_remote = conf->flush_remote;
 	d->push_threads = conf->push_threads ? conf->push_threads : 4;
 	d->delay_ms = conf->writeback_delay_ms;
 	d->readonly = conf->readonly;
@@ -346,7 +412,12 @@ struct device *device_open(const struct device_conf *conf)
 	struct cache_conf cconf;
 	struct stat st;
 	uint64_t nslots;
-	bool created_dir = false, creating;
+	bool created_dir = false, created_files = false, creating;
+	bool adopted = false;
+	struct commit_info ci = { 0 };
+	struct commit_entry *cents = NULL;
+	uint64_t newest_commit = 0;
+	struct superblock nsb;
 	uint32_t chunk;
 	uint8_t sbuf[SB_SIZE];
 	int err = EINVAL, r;
@@ -403,10 +474,39 @@ struct device *device_open(const struct device_conf *conf)
 			err = -r;
 			goto fail;
 		}
+		/* A size means a new device: check it before the store. */
+		if (conf->size && (r = check_new(conf, chunk, &d->log)) < 0) {
+			err = -r;
+			goto fail;
+		}
 		/* The store first: a bad store changes nothing here. */
 		d->store = store_open(&sconf);
 		if (!d->store) {
 			err = errno;
+			goto fail;
+		}
+		r = commit_load_latest(d->store, &d->log, &ci, &cents,
+				       &newest_commit);
+		if (r == 0) {
+			r = check_adopt(conf, &ci, &d->log);
+			if (r < 0) {
+				err = -r;
+				goto fail;
+			}
+			adopted = true;
+			chunk = 1u << ci.chunk_shift;
+		} else if (r != -ENOENT || newest_commit) {
+			err = r == -ENOENT ? EBADMSG : -r;
+			tlog(&d->log, LOG_ERROR,
+			     "store=%s: %s; refusing to create a device over "
+			     "it",
+			     conf->store.spec,
+			     r == -ENOENT ? "it holds commits but none is "
+					    "readable"
+					  : "cannot read its commits");
+			goto fail;
+		} else if ((r = check_new(conf, chunk, &d->log)) < 0) {
+			err = -r;
 			goto fail;
 		}
 		if (mkdir(conf->cache_dir, 0700) == 0) {
@@ -418,26 +518,34 @@ struct device *device_open(const struct device_conf *conf)
 			goto fail;
 		}
 		/* The slots file before the map: the map is the commit. */
+		new_sb(&nsb, conf, chunk, adopted ? &ci : NULL);
 		cconf = (struct cache_conf){ .log = conf->log,
 					     .path = slots_path,
-					     .nslots = conf->cache_size / chunk,
+					     .nslots = nsb.nslots,
 					     .chunk_size = chunk,
 					     .direct_io = conf->direct_io,
 					     .create = true };
+		created_files = true;
 		d->cache = cache_open(&cconf);
 		if (!d->cache) {
 			err = errno;
-			unlink(slots_path);
 			goto fail;
 		}
-		r = create_map(d, conf, chunk);
+		r = create_map(d, &nsb, cents, adopted ? ci.nentries : 0);
 		if (r < 0) {
 			err = -r;
-			unlink(slots_path);
 			goto fail;
 		}
-		tlog(&d->log, LOG_INFO, "created a device in %s",
-		     conf->cache_dir);
+		if (adopted)
+			tlog(&d->log, LOG_WARN,
+			     "%s was empty: reopened the device from store=%s "
+			     "at commit %" PRIu64 " (%" PRIu64 " chunks hold "
+			     "data)",
+			     conf->cache_dir, conf->store.spec, ci.seq,
+			     ci.nentries);
+		else
+			tlog(&d->log, LOG_INFO, "created a device in %s",
+			     conf->cache_dir);
 	}
 
 	d->map_fd =
@@ -499,6 +607,12 @@ struct device *device_open(const struct device_conf *conf)
 			err = errno;
 			goto fail;
 		}
+		r = commit_load_latest(d->store, &d->log, NULL, NULL,
+				       &newest_commit);
+		if (r < 0 && r != -ENOENT) {
+			err = -r;
+			goto fail;
+		}
 	}
 	if (!d->cache) {
 		cconf = (struct cache_conf){ .log = conf->log,
@@ -554,17 +668,30 @@ struct device *device_open(const struct device_conf *conf)
 		     map_path, strerror(err));
 		goto fail;
 	}
+	if (creating && !adopted) {
+		r = commit_first(d);
+		if (r < 0) {
+			err = -r;
+			goto fail;
+		}
+	} else {
+		d->commit_seq = newest_commit;
+	}
+	free(cents);
 	return d;
 
 fail:
-	if (d && created_dir && !d->map) {
-		unlink(slots_path);
-		rmdir(conf->cache_dir);
-	}
 	if (d) {
 		d->readonly = true; /* close must not write anything */
 		device_close(d);
 	}
+	if (created_files) {
+		unlink(map_path);
+		unlink(slots_path);
+	}
+	if (created_dir)
+		rmdir(conf->cache_dir);
+	free(cents);
 	errno = err;
 	return NULL;
 }
@@ -574,6 +701,13 @@ void device_close(struct device *d)
 	if (!d)
 		return;
 	wb_stop(d);
+	commit_stop(d);
+	if (d->map && !d->readonly && d->commit_seq) {
+		/* Twice: the second commit lets the first one's superseded
+		 * versions go. */
+		commit_final(d);
+		commit_final(d);
+	}
 	if (d->map && !d->readonly) {
 		/* Dirty chunks stay dirty: the next open pushes them.  Clean
 		 * copies not verified since an unclean stop keep it unclean. */
@@ -586,8 +720,6 @@ void device_close(struct device *d)
 			dev_sb_store(d);
 			dev_sb_sync(d);
 		}
-		if (d->ndels)
-			wb_run_deletes(d);
 	}
 	if (d->map)
 		munmap(d->map, d->map_len);
@@ -598,6 +730,7 @@ void device_close(struct device *d)
 	free(d->slot_refs);
 	free(d->q);
 	free(d->dels);
+	free(d->gc_batch);
 	free(d->cache_dir);
 	for (unsigned i = 0; i < NSTRIPES; i++) {
 		pthread_mutex_destroy(&d->stripes[i].lock);
@@ -607,5 +740,7 @@ void device_close(struct device *d)
 	pthread_mutex_destroy(&d->wb_lock);
 	pthread_cond_destroy(&d->wb_work);
 	pthread_cond_destroy(&d->wb_progress);
+	pthread_mutex_destroy(&d->commit_lock);
+	pthread_cond_destroy(&d->commit_cond);
 	free(d);
 }

@@ -6,8 +6,8 @@
  * object version, and mark the chunk clean if nothing wrote it
  * meanwhile (REDIRTY).  Over max-dirty, or when a writer needs a slot,
  * the delay is skipped (urgent) and writers wait for progress.
- * Versions no longer named by the map are deleted in batches, after a
- * map sync, so a crash never leaves the map naming a deleted object.
+ * A version the map no longer names goes to the pending deletions;
+ * commit.c deletes it once no retained commit names it either.
  */
 #include <errno.h>
 #include <string.h>
@@ -89,7 +89,8 @@ void wb_make_dirty(struct device *d, uint64_t idx)
 	wb_queue(d, idx, d->delay_ms);
 }
 
-/* Forget an object version once the map no longer names it. */
+/* An object version the map no longer names: delete it when no
+ * retained commit names it either (commit.c). */
 void wb_delete_later(struct device *d, uint64_t idx, uint64_t gen)
 {
 	if (!gen)
@@ -194,6 +195,7 @@ static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
 		old = e->gen;
 		e->gen = info.generation;
 		e->hash = info.data_hash;
+		__atomic_fetch_add(&d->map_version, 1, __ATOMIC_RELAXED);
 		if (e->flags & CE_F_REDIRTY) {
 			wb_queue(d, idx, d->delay_ms);
 		} else {
@@ -214,45 +216,6 @@ static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
 	pthread_mutex_unlock(&d->wb_lock);
 }
 
-/* Delete object versions the map no longer names: sync the map first,
- * so that after a crash it cannot name a deleted object. */
-void wb_run_deletes(struct device *d)
-{
-	struct pending_del *dels;
-	size_t n;
-	char **keys;
-
-	pthread_mutex_lock(&d->wb_lock);
-	dels = d->dels;
-	n = d->ndels;
-	d->dels = NULL;
-	d->ndels = d->dels_cap = 0;
-	pthread_mutex_unlock(&d->wb_lock);
-	if (!n)
-		return;
-	keys = calloc(n, sizeof(*keys));
-	if (keys && dev_map_sync(d) == 0) {
-		size_t k = 0;
-		for (; k < n; k++) {
-			keys[k] = malloc(64);
-			if (!keys[k])
-				break;
-			chunk_key(keys[k], 64, dels[k].idx, dels[k].gen);
-		}
-		int r = d->store->ops->del(d->store, (const char *const *)keys,
-					   k);
-		if (r < 0)
-			tlog(&d->log, LOG_WARN,
-			     "deleting %zu old object versions: %s (they "
-			     "remain in the store)",
-			     k, strerror(-r));
-		for (size_t i = 0; i < k; i++)
-			free(keys[i]);
-	}
-	free(keys);
-	free(dels);
-}
-
 static void *wb_worker(void *arg)
 {
 	struct device *d = arg;
@@ -268,12 +231,6 @@ static void *wb_worker(void *arg)
 	while (!d->stop) {
 		uint64_t now = now_ms();
 
-		if (d->ndels >= DELETE_BATCH || (d->ndels && d->q_len == 0)) {
-			pthread_mutex_unlock(&d->wb_lock);
-			wb_run_deletes(d);
-			pthread_mutex_lock(&d->wb_lock);
-			continue;
-		}
 		if (d->q_len == 0) {
 			pthread_cond_broadcast(&d->wb_progress);
 			pthread_cond_wait(&d->wb_work, &d->wb_lock);
@@ -313,23 +270,27 @@ int device_drain(struct device *d)
 {
 	wb_kick(d, true);
 	pthread_mutex_lock(&d->wb_lock);
-	while (!d->stop &&
-	       (__atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) || d->ndels))
+	while (!d->stop && __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED))
 		pthread_cond_wait(&d->wb_progress, &d->wb_lock);
 	d->urgent--;
 	pthread_mutex_unlock(&d->wb_lock);
-	return 0;
+	return commit_request_wait(d);
 }
 
 int device_start(struct device *d)
 {
+	int r;
+
 	if (d->readonly || d->nworkers)
 		return 0;
+	r = commit_start(d);
+	if (r < 0)
+		return r;
 	d->workers = calloc(d->push_threads, sizeof(*d->workers));
 	if (!d->workers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < d->push_threads; i++) {
-		int r = pthread_create(&d->workers[i], NULL, wb_worker, d);
+		r = pthread_create(&d->workers[i], NULL, wb_worker, d);
 		if (r) {
 			tlog(&d->log, LOG_ERROR,
 			     "cannot start write-back thread: %s", strerror(r));

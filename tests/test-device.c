@@ -310,7 +310,7 @@ static int find_object(const char *dir, char *out, size_t n)
 	FILE *f;
 
 	snprintf(cmd, sizeof(cmd),
-		 "find %s/store/chunks/%012x -type f | head -1", dir, 40);
+		 "ls -d %s/store/chunks/%012x/* | sort | tail -1", dir, 40);
 	f = popen(cmd, "r");
 	CHECK(f);
 	if (!fgets(out, (int)n, f)) {
@@ -357,6 +357,38 @@ static void test_corrupt_object(void)
 	device_close(d);
 }
 
+/* Lose the cache directory: the store alone reopens the device. */
+static void test_reopen_from_store(void)
+{
+	struct device *d = reopen();
+	struct device_conf c;
+	unsigned char buf[CHUNK];
+	char cmd[256];
+
+	/* Chunk 40 is corrupt in the store: give it new content. */
+	memset(buf, 0x77, CHUNK);
+	memset(model + 40 * (uint64_t)CHUNK, 0x77, CHUNK);
+	CHECK(device_write(d, buf, CHUNK, 40 * (uint64_t)CHUNK, 0) == 0);
+	CHECK(device_drain(d) == 0);
+	device_close(d);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", cache_dir);
+	CHECK(system(cmd) == 0);
+
+	/* A size that contradicts the device in the store is refused. */
+	c = conf_new();
+	c.size = SIZE / 2;
+	CHECK(device_open(&c) == NULL && errno == EINVAL);
+	c = conf_new();
+	c.size = 0;
+	c.chunk_size = 0;
+	d = device_open(&c);
+	CHECK(d);
+	CHECK(device_start(d) == 0);
+	CHECK(device_size(d) == SIZE);
+	check_all(d);
+	device_close(d);
+}
+
 int main(void)
 {
 	char cmd[128];
@@ -375,6 +407,7 @@ int main(void)
 	test_trim();
 	test_crash_recovery();
 	test_corrupt_object();
+	test_reopen_from_store();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	CHECK(system(cmd) == 0);
