@@ -188,9 +188,19 @@ static int ensure_dir(struct dir_store *ds, const char *rel)
 			continue;
 		buf[i] = '\0';
 		if (!durable_has(ds, buf)) {
-			if (mkdirat(ds->root_fd, buf, 0777) < 0 &&
-			    errno != EEXIST)
-				return errno == ENOTDIR ? -EINVAL : -errno;
+			struct stat sb;
+
+			if (mkdirat(ds->root_fd, buf, 0777) < 0) {
+				if (errno != EEXIST)
+					return errno == ENOTDIR ? -EINVAL
+								: -errno;
+				/* an object where a directory should be */
+				if (fstatat(ds->root_fd, buf, &sb,
+					    AT_SYMLINK_NOFOLLOW) < 0)
+					return -errno;
+				if (!S_ISDIR(sb.st_mode))
+					return -EINVAL;
+			}
 			/* Whether we or another thread created it, or it
 			 * was there before: its entry is durable once its
 			 * parent is fsynced. */

@@ -159,7 +159,8 @@ struct del_round {
 	struct s3 *s3;
 	char **again; /* keys that failed transiently (malloc'd) */
 	size_t nagain, cap;
-	int err; /* first final error */
+	size_t nfailed; /* keys that failed for good */
+	int err;	/* the first one's errno */
 };
 
 static int del_error_cb(void *opaque, const char *key, const char *code,
@@ -184,11 +185,13 @@ static int del_error_cb(void *opaque, const char *key, const char *code,
 		dr->again[dr->nagain++] = k;
 		return 0;
 	}
-	tlog(&s3->st.log, LOG_ERROR, "s3: delete %s: %s%s%s",
-	     strncmp(key, s3->prefix, pl) == 0 ? key + pl : key, code,
-	     *msg ? ": " : "", msg);
-	if (dr->err == 0)
+	if (dr->nfailed++ == 0) {
+		/* one message per request, not one per key */
+		tlog(&s3->st.log, LOG_ERROR, "s3: delete %s: %s%s%s",
+		     strncmp(key, s3->prefix, pl) == 0 ? key + pl : key, code,
+		     *msg ? ": " : "", msg);
 		dr->err = strcmp(code, "AccessDenied") == 0 ? -EACCES : -EIO;
+	}
 	return 0;
 }
 
@@ -283,6 +286,10 @@ static int delete_batch(struct s3 *s3, char *const *keys, size_t n)
 			r = delete_one_by_one(s3, todo, n);
 		else if (r == 0)
 			r = dr.err;
+		if (dr.nfailed > 1)
+			tlog(&s3->st.log, LOG_ERROR,
+			     "s3: DeleteObjects on %s: %zu keys failed",
+			     s3->bucket, dr.nfailed);
 		free_keys(mine, nmine);
 		nmine = 0;
 		if (r < 0 || dr.nagain == 0 || round + 1 == S3_DELETE_ROUNDS) {
