@@ -1,0 +1,209 @@
+#!/bin/bash
+# scripts/test.sh - the one command that sets up a fresh Debian 12 machine
+# (as root) and runs the whole test suite:
+#
+#   1. apt-get install every dependency (skipped when all are installed);
+#   2. gcc build with -Dwerror=true, `meson test` (everything);
+#   3. gcc build with -Db_sanitize=address,undefined, `meson test` of all
+#      but the fuzz suite; nbdkit gets the ASan runtime by LD_PRELOAD
+#      (tests/meson.build sets TIERBD_NBDKIT_PRELOAD);
+#   4. clang build with -Dfuzz=true, `meson test --suite fuzz`.
+#
+# The last line printed is "N passed, N failed, N skipped", counted from
+# the meson test logs of all runs (a build that fails counts as one
+# failure); the exit status is non-zero if anything failed.
+#
+# Environment: TIERBD_BUILDROOT (default: the source tree) holds the
+# build directories build-test-{gcc,asan,fuzz}; reruns reuse them.
+# TIERBD_SKIP_APT=1 skips the package step.  See docs/testing.md.
+
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top" || exit 1
+buildroot=${TIERBD_BUILDROOT:-$top}
+t0=$SECONDS
+export DEBIAN_FRONTEND=noninteractive
+
+# nbdfuse is listed for clarity: on Debian 12 it is no package of its
+# own (/usr/bin/nbdfuse is in libnbd-bin); names apt does not know are
+# reported and skipped.
+packages=(
+	nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin nbdfuse python3-libnbd
+	liburing-dev liblz4-dev libxxhash-dev libcurl4-openssl-dev libssl-dev
+	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+	e2fsprogs fuse3 fio util-linux ceph-mon ceph-osd radosgw curl
+)
+
+step() {
+	printf '\n==> %s  [%d s]\n' "$*" $((SECONDS - t0))
+}
+
+has_candidate() {
+	apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
+}
+
+install_packages() {
+	local p missing=() install=() unknown=() updated= sudo=()
+	for p in "${packages[@]}"; do
+		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		echo "all ${#packages[@]} packages are installed"
+		return 0
+	fi
+	if [ "$(id -u)" != 0 ]; then
+		if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+			sudo=(sudo -n)
+		else
+			echo "not root and no sudo: cannot install ${missing[*]}" >&2
+			return 1
+		fi
+	fi
+	# Without package lists (a fresh machine) nothing has a candidate:
+	# update first.  Otherwise a name with no candidate is no package on
+	# this release, and needs no update to find out.
+	if ! has_candidate coreutils; then
+		"${sudo[@]}" apt-get update -q </dev/null || return 1
+		updated=1
+	fi
+	for p in "${missing[@]}"; do
+		if has_candidate "$p"; then install+=("$p"); else unknown+=("$p"); fi
+	done
+	if [ ${#unknown[@]} -gt 0 ]; then
+		echo "not packages on this release, skipped: ${unknown[*]}" \
+			"(Debian 12: nbdfuse is in libnbd-bin)"
+	fi
+	[ ${#install[@]} -eq 0 ] && return 0
+	if [ -z "$updated" ]; then
+		"${sudo[@]}" apt-get update -q </dev/null || return 1
+	fi
+	echo "installing: ${install[*]}"
+	"${sudo[@]}" apt-get install -y -q --no-install-recommends \
+		-o Dpkg::Use-Pty=0 "${install[@]}" </dev/null
+}
+
+# ---- counting ----
+
+passed=0 failed=0 skipped=0
+failures=()
+
+# count_log FILE LABEL: add up one meson test log (JSON, a test per line).
+count_log() {
+	local out
+	if ! out=$(/usr/bin/python3 - "$1" "$2" <<'EOF'
+import json, sys
+p = f = s = 0
+bad = []
+with open(sys.argv[1]) as log:
+    for line in log:
+        if not line.strip():
+            continue
+        t = json.loads(line)
+        r = t.get("result", "")
+        if r in ("OK", "EXPECTEDFAIL"):
+            p += 1
+        elif r == "SKIP":
+            s += 1
+        else:
+            f += 1
+            bad.append("%s: %s (%s)" % (sys.argv[2], t.get("name"), r))
+print(p, f, s)
+for b in bad:
+    print(b)
+EOF
+	); then
+		failed=$((failed + 1))
+		failures+=("$2: cannot read $1")
+		return
+	fi
+	local first p f s
+	first=$(head -n1 <<<"$out")
+	read -r p f s <<<"$first"
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	echo "$2: $p passed, $f failed, $s skipped"
+	while IFS= read -r line; do
+		[ -n "$line" ] && failures+=("$line")
+	done < <(tail -n +2 <<<"$out")
+}
+
+# build NAME DIR OPTIONS...: configure (or reconfigure) and compile.
+build() {
+	local name=$1 dir=$2
+	shift 2
+	step "build $name: meson setup $dir $*"
+	if [ -d "$dir/meson-private" ]; then
+		meson setup --reconfigure "$dir" "$@" ||
+			meson setup --wipe "$dir" "$@"
+	else
+		meson setup "$dir" "$@"
+	fi || { failed=$((failed + 1)); failures+=("$name: meson setup failed"); return 1; }
+	if ! ninja -C "$dir"; then
+		failed=$((failed + 1))
+		failures+=("$name: build failed")
+		return 1
+	fi
+}
+
+# run_tests NAME DIR MESON-TEST-ARGS...
+run_tests() {
+	local name=$1 dir=$2
+	shift 2
+	step "test $name: meson test -C $dir $*"
+	rm -f "$dir/meson-logs/$name.json"
+	meson test -C "$dir" --no-rebuild --print-errorlogs --logbase "$name" "$@"
+	if [ -f "$dir/meson-logs/$name.json" ]; then
+		count_log "$dir/meson-logs/$name.json" "$name"
+	else
+		failed=$((failed + 1))
+		failures+=("$name: meson test wrote no log")
+	fi
+}
+
+# ---- 1. packages ----
+
+step "packages"
+if [ -n "${TIERBD_SKIP_APT:-}" ]; then
+	echo "TIERBD_SKIP_APT is set: not checking packages"
+elif ! install_packages; then
+	failed=$((failed + 1))
+	failures+=("packages: installation failed")
+fi
+
+# ---- 2. gcc, -Werror, everything ----
+
+if CC=gcc build gcc "$buildroot/build-test-gcc" -Dwerror=true; then
+	run_tests gcc "$buildroot/build-test-gcc"
+fi
+
+# ---- 3. ASan + UBSan: unit and integration (not fuzz) ----
+
+if CC=gcc build asan "$buildroot/build-test-asan" \
+	-Db_sanitize=address,undefined; then
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		run_tests asan "$buildroot/build-test-asan" --no-suite fuzz \
+		--timeout-multiplier 3
+fi
+
+# ---- 4. clang + libFuzzer: the fuzz suite ----
+
+if ! command -v clang >/dev/null; then
+	echo "clang not found: fuzz build skipped"
+	skipped=$((skipped + 1))
+elif CC=clang build fuzz "$buildroot/build-test-fuzz" -Dfuzz=true; then
+	if meson test -C "$buildroot/build-test-fuzz" --list --suite fuzz \
+		2>/dev/null | grep -q .; then
+		run_tests fuzz "$buildroot/build-test-fuzz" --suite fuzz
+	else
+		echo "no tests in the fuzz suite"
+	fi
+fi
+
+# ---- summary ----
+
+step "summary (all builds and tests took $((SECONDS - t0)) s)"
+for f in "${failures[@]}"; do
+	echo "FAILED: $f"
+done
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
