@@ -15,7 +15,7 @@ run_py <<'EOF'
 import os, shutil, subprocess
 import tierbd_test as t
 
-def attempt(wd, args, prefix=(), plugin=None):
+def attempt(wd, args, prefix=(), plugin=None, env=None):
     """Run nbdkit with args; --run 'exit 0' makes an accepted start exit
     0 at once, so only the exit status tells refused from accepted."""
     cmd = list(prefix) + ["nbdkit", "-U", "-", plugin or t.plugin()] + \
@@ -23,7 +23,7 @@ def attempt(wd, args, prefix=(), plugin=None):
     try:
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=30,
-                           env=t.nbdkit_env(), cwd=wd.path)
+                           env=env or t.nbdkit_env(), cwd=wd.path)
     except subprocess.TimeoutExpired:
         raise t.TestFailure("nbdkit did not exit in 30 s: %s" % " ".join(cmd))
     return p.returncode, p.stdout + p.stderr
@@ -111,9 +111,9 @@ def body(wd):
     ]
     failures = []
 
-    def check(name, args, words, prefix=(), plugin=None):
+    def check(name, args, words, prefix=(), plugin=None, env=None):
         before = t.tree_snapshot(data)
-        rc, out = attempt(wd, args, prefix, plugin)
+        rc, out = attempt(wd, args, prefix, plugin, env)
         after = t.tree_snapshot(data)
         problems = []
         if rc == 0:
@@ -144,15 +144,26 @@ def body(wd):
     for name, args, words in cases:
         check(name, args, words)
     if shutil.which("setpriv"):
-        # nobody must be able to load the plugin (the build tree may be
-        # under a private home directory): use a copy in the work dir.
-        so = wd.sub("plugin-copy.so")
-        shutil.copy(t.plugin(), so)
-        os.chmod(so, 0o755)
+        # nobody must be able to load the plugin and what is preloaded
+        # (the build tree may be under a private home directory): use
+        # copies in the work directory.
+        # (Same base names: ASan checks that a "libasan" comes first.)
+        def copy(path, name):
+            os.makedirs(wd.sub("nobody"), mode=0o755, exist_ok=True)
+            dst = wd.sub("nobody", name)
+            shutil.copy(path, dst)
+            os.chmod(dst, 0o755)
+            return dst
+        env = t.nbdkit_env()
+        pre = os.environ.get("TIERBD_NBDKIT_PRELOAD")
+        if pre:
+            env["LD_PRELOAD"] = " ".join(copy(p, os.path.basename(p))
+                                         for p in pre.split())
         check("cache dir unreadable (as nobody)", ["cache=" + noread],
               ["cache="],
               ["setpriv", "--reuid=nobody", "--regid=nogroup",
-               "--clear-groups"], plugin=so)
+               "--clear-groups"], plugin=copy(t.plugin(), "plugin.so"),
+              env=env)
     else:
         t.log("setpriv not found: unreadable-directory case skipped")
     if failures:

@@ -59,7 +59,7 @@ def body(wd):
         hs = dev.connect(2)
         if rnd:
             dev.model.check_after_crash(lambda o, n: hs[1].pread(n, o))
-            t.log("round %d: content after crash is allowed" % rnd)
+            t.log("round %d: content after the crash is allowed" % rnd)
         t.random_ops(dev.model, hs, rng, rng.randint(100, 400), WEIGHTS)
         if rng.random() < 0.5:
             hs[rng.randrange(2)].flush()
@@ -67,6 +67,8 @@ def body(wd):
         # Let write-back run for a moment, sometimes.
         time.sleep(rng.choice((0, 0.05, 0.3)))
         inflight_writes(dev, hs, rng, rng.choice((0.01, 0.1, 0.4)))
+        t.log("round %d: killed at model op #%d, last flush after op #%d" %
+              (rnd, dev.model.ops, (dev.model.flush_ops or [0])[-1]))
     dev.start()
     h = dev.connect()
     dev.model.check_after_crash(lambda o, n: h.pread(n, o))

@@ -61,6 +61,7 @@ KiB = 1024
 MiB = 1024 * KiB
 BLOCK = 4096          # model granularity for crash bookkeeping
 MAX_REQUEST = 4 * MiB  # largest single request the random ops issue
+KEEP_VERSIONS = 8     # recent contents kept per block, for diagnosis
 
 SKIP = 77
 
@@ -377,6 +378,10 @@ class Device:
         return sorted(out)
 
 
+def _digest(b):
+    return hashlib.blake2b(b, digest_size=8).digest()
+
+
 def _blocks(offset, length):
     return range(offset // BLOCK, (offset + length + BLOCK - 1) // BLOCK)
 
@@ -404,6 +409,10 @@ class Model:
         self.base = {}
         self.hist = {}
         self.ops = 0
+        # Diagnosis only: per block, (op number, digest) of every content
+        # it has had, and the op numbers at which flushes completed.
+        self.versions = {}
+        self.flush_ops = []
 
     # -- bookkeeping -----------------------------------------------------
 
@@ -419,6 +428,11 @@ class Model:
                                  buf[lo - offset:hi - offset], fua))
         self.data[offset:offset + len(buf)] = buf
         self.ops += 1
+        for b in _blocks(offset, len(buf)):
+            vs = self.versions.setdefault(b, [])
+            vs.append([self.ops, bytes(self.data[b * BLOCK:(b + 1) * BLOCK])])
+            if len(vs) > KEEP_VERSIONS:   # older ones: a digest only
+                vs[-KEEP_VERSIONS - 1][1] = _digest(vs[-KEEP_VERSIONS - 1][1])
 
     def zero(self, offset, length, fua=False):
         self.write(offset, bytes(length), fua)
@@ -438,6 +452,35 @@ class Model:
         """A flush completed: everything acknowledged so far is durable."""
         self.base.clear()
         self.hist.clear()
+        if not self.flush_ops or self.flush_ops[-1] != self.ops:
+            self.flush_ops.append(self.ops)
+
+    def explain(self, offset, got_block, lo=0, hi=BLOCK):
+        """Which earlier content of the 4 KiB block at offset (a whole
+        block as read) matches what was read in [lo, hi) of it, if any."""
+        b = offset // BLOCK
+        if len(got_block) != BLOCK:
+            return ""
+        vs = self.versions.get(b, [])
+        last_flush = self.flush_ops[-1] if self.flush_ops else 0
+        where = "block %d (0x%x) has had %d versions; last flush after op " \
+            "#%d" % (b, b * BLOCK, len(vs), last_flush)
+        if not any(got_block[lo:hi]):
+            return "; reads zeros there (%s)" % where
+        d = _digest(got_block)
+        for i in range(len(vs) - 1, -1, -1):
+            op, v = vs[i]
+            if (v if len(v) == 8 else _digest(v)) == d:
+                return ("; the whole block read back as it was after op "
+                        "#%d, %d write(s) to it ago (%s)" %
+                        (op, len(vs) - 1 - i, where))
+        for i in range(len(vs) - 1, -1, -1):
+            op, v = vs[i]
+            if len(v) == BLOCK and v[lo:hi] == got_block[lo:hi]:
+                return ("; the wrong bytes are those of the block after op "
+                        "#%d, %d write(s) to it ago (%s)" %
+                        (op, len(vs) - 1 - i, where))
+        return "; matches no recent version of the block (%s)" % where
 
     # -- checks ----------------------------------------------------------
 
@@ -448,13 +491,22 @@ class Model:
             j = i
             while j < len(got) and got[j] != exp[j]:
                 j += 1
+            bs = (offset + i) // BLOCK * BLOCK
+            why = ""
+            if bs >= offset and bs + BLOCK <= offset + len(got):
+                why = self.explain(bs, bytes(got[bs - offset:bs - offset +
+                                                 BLOCK]),
+                                   offset + i - bs, min(offset + j - bs,
+                                                        BLOCK))
             raise TestFailure(
                 "%s [%d, +%d): first wrong byte at device offset %d "
                 "(0x%x, chunk %d): expected %s got %s; %d bytes differ from "
-                "there%s" % (what, offset, len(got), offset + i, offset + i,
-                             (offset + i) // self.chunk_size,
-                             bytes(exp[i:i + 8]).hex(), bytes(got[i:i + 8]).hex(),
-                             j - i, " (reads zeros)" if not any(got[i:j]) else ""))
+                "there%s%s" % (what, offset, len(got), offset + i, offset + i,
+                               (offset + i) // self.chunk_size,
+                               bytes(exp[i:i + 8]).hex(),
+                               bytes(got[i:i + 8]).hex(), j - i,
+                               " (reads zeros)" if not any(got[i:j]) else "",
+                               why))
 
     def _byte_ok(self, b, i, v):
         for lo, hi, buf, fua in reversed(self.hist[b]):
@@ -679,8 +731,9 @@ def random_ops(model, handles, rng, n, weights=OP_WEIGHTS):
         op = rng.choices(ops, w)[0]
         hi = rng.randrange(len(handles))
         try:
-            recent.append("%d: conn %d: %s" % (
-                i, hi, do_op(model, handles[hi], rng, op, fast, ext)))
+            recent.append("%d: conn %d: %s -> model op #%d" % (
+                i, hi, do_op(model, handles[hi], rng, op, fast, ext),
+                model.ops))
         except TestFailure as e:
             raise TestFailure("op %d on connection %d: %s\n  previous "
                               "operations:\n    %s" % (
