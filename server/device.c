@@ -100,11 +100,13 @@ void dev_release_orphan(struct device *d, uint32_t slot)
 
 /* Drop a slot reference.  Called with the stripe of idx held; returns
  * true if the slot became an orphan to release after unlocking. */
-bool dev_slot_put(struct device *d, uint64_t idx, uint32_t slot)
+bool dev_slot_put(struct device *d, uint64_t idx, uint32_t slot,
+		  uint32_t weight)
 {
 	struct chunk_ent *e = &d->ents[idx];
 
-	if (--d->slot_refs[slot] > 0)
+	d->slot_refs[slot] -= weight;
+	if (d->slot_refs[slot] > 0)
 		return false;
 	pthread_cond_broadcast(&stripe_of(d, idx)->changed);
 	return e->slot != slot;
@@ -342,7 +344,7 @@ static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
 		break;
 	}
 	slot = e->slot;
-	d->slot_refs[slot]++;
+	d->slot_refs[slot] += SLOT_READER;
 	pthread_mutex_unlock(&s->lock);
 
 	if (!missed)
@@ -354,7 +356,7 @@ static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
 		     idx, strerror(-r));
 
 	pthread_mutex_lock(&s->lock);
-	orphan = dev_slot_put(d, idx, slot);
+	orphan = dev_slot_put(d, idx, slot, SLOT_READER);
 	pthread_mutex_unlock(&s->lock);
 	if (orphan)
 		dev_release_orphan(d, slot);
@@ -481,7 +483,7 @@ static int chunk_write(struct device *d, uint64_t idx, const char *buf,
 		while (d->slot_refs[slot] > 0)
 			pthread_cond_wait(&s->changed, &s->lock);
 	}
-	d->slot_refs[slot]++;
+	d->slot_refs[slot] += SLOT_WRITER;
 	pthread_mutex_unlock(&s->lock);
 
 	cache_touch(d->cache, slot);
@@ -493,7 +495,7 @@ static int chunk_write(struct device *d, uint64_t idx, const char *buf,
 	pthread_mutex_lock(&s->lock);
 	if (rmw)
 		busy_end(d, idx);
-	orphan = dev_slot_put(d, idx, slot);
+	orphan = dev_slot_put(d, idx, slot, SLOT_WRITER);
 	pthread_mutex_unlock(&s->lock);
 	if (orphan)
 		dev_release_orphan(d, slot);

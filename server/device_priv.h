@@ -56,7 +56,9 @@ struct device {
 
 	struct cache *cache;
 	struct store *store;
-	uint32_t *slot_refs; /* guarded by the owning chunk's stripe */
+	/* Users of each slot in flight, guarded by the owning chunk's
+	 * stripe: readers count 1, writers SLOT_WRITER. */
+	uint32_t *slot_refs;
 	struct stripe stripes[NSTRIPES];
 
 	pthread_mutex_t gen_lock; /* next_gen, sb.gen_reserved, sb page */
@@ -134,7 +136,10 @@ uint64_t dev_gen_next(struct device *d);
 void dev_release_orphan(struct device *d, uint32_t slot);
 /* Stripe of idx held: drop a slot ref; true if the slot is an orphan
  * to release (dev_release_orphan) after unlocking. */
-bool dev_slot_put(struct device *d, uint64_t idx, uint32_t slot);
+bool dev_slot_put(struct device *d, uint64_t idx, uint32_t slot,
+		  uint32_t weight);
+#define SLOT_READER 1u
+#define SLOT_WRITER (1u << 16)
 
 /* writeback.c: the dirty queue, deletions and the push workers. */
 int wb_q_push(struct device *d, uint64_t idx, uint64_t due); /* wb_lock held */

@@ -162,7 +162,11 @@ static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
 	e->flags |= CE_F_UPLOADING;
 	e->flags &= (uint8_t)~CE_F_REDIRTY;
 	slot = e->slot;
-	d->slot_refs[slot]++;
+	/* A write still in flight may land after our snapshot: keep the
+	 * chunk dirty for another push. */
+	if (d->slot_refs[slot] >= SLOT_WRITER)
+		e->flags |= CE_F_REDIRTY;
+	d->slot_refs[slot] += SLOT_READER;
 	pthread_mutex_unlock(&s->lock);
 
 	info = (struct chunk_obj_info){ .index = idx,
@@ -181,7 +185,7 @@ static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
 
 	pthread_mutex_lock(&s->lock);
 	e->flags &= (uint8_t)~CE_F_UPLOADING;
-	orphan = dev_slot_put(d, idx, slot);
+	orphan = dev_slot_put(d, idx, slot, SLOT_READER);
 	if (r < 0) {
 		STAT_INC(d, upload_errors);
 		tlog(&d->log, LOG_WARN,
