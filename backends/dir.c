@@ -722,6 +722,10 @@ struct store *dir_store_open(const struct store_conf *conf, const char *path)
 	for (size_t l = strlen(ds->path); l > 1 && ds->path[l - 1] == '/';)
 		ds->path[--l] = '\0';
 
+	if (conf->no_create && stat(ds->path, &sb) < 0 && errno == ENOENT) {
+		r = -ENOENT;
+		goto fail_quiet;
+	}
 	r = mkdir_p(ds->path);
 	if (r < 0) {
 		tlog(lg, LOG_ERROR,
@@ -763,6 +767,7 @@ struct store *dir_store_open(const struct store_conf *conf, const char *path)
 	return &ds->st;
 
 fail:
+fail_quiet:
 	dir_destroy(&ds->st);
 	errno = -r;
 	return NULL;

@@ -28,9 +28,9 @@ struct store;
 /* Counters every store keeps; the engine reports them in its stats. */
 struct store_stats {
 	uint64_t gets, puts, dels, heads, lists; /* ops completed OK */
-	uint64_t bytes_in, bytes_out;            /* payload bytes */
-	uint64_t retries;                        /* transient failures retried */
-	uint64_t errors;                         /* ops that returned an error */
+	uint64_t bytes_in, bytes_out;		 /* payload bytes */
+	uint64_t retries; /* transient failures retried */
+	uint64_t errors;  /* ops that returned an error */
 	/* outcome counters (s3: by HTTP class / CURLcode; dir: by errno) */
 	uint64_t not_found, denied, timeouts, server_errors, net_errors;
 };
@@ -80,20 +80,23 @@ struct store {
 struct store_conf {
 	const char *spec;
 	struct logger log;
+	/* Only an existing store will do: create nothing, and fail with
+	 * errno ENOENT, without logging, where there is none (dir). */
+	int no_create;
 
 	/* s3 only */
 	const char *s3_endpoint;   /* http(s)://host[:port]; default AWS */
-	const char *s3_region;     /* default us-east-1 */
-	int s3_virtual_host;       /* 1: BUCKET.host; default path style */
+	const char *s3_region;	   /* default us-east-1 */
+	int s3_virtual_host;	   /* 1: BUCKET.host; default path style */
 	const char *s3_ca_bundle;  /* CA file for https */
-	int s3_insecure;           /* 1: skip TLS verification (tests only) */
+	int s3_insecure;	   /* 1: skip TLS verification (tests only) */
 	const char *s3_access_key; /* else AWS_ACCESS_KEY_ID, else file */
 	const char *s3_secret_key; /* else AWS_SECRET_ACCESS_KEY, else file */
 	const char *s3_credentials_file; /* ~/.aws/credentials format */
-	const char *s3_profile;          /* section in it; default "default" */
-	unsigned s3_timeout_ms;          /* per request; default 30000 */
-	unsigned s3_retry_ms;            /* give up retrying after; 60000 */
-	unsigned s3_connections;         /* pooled handles; default 16 */
+	const char *s3_profile;		 /* section in it; default "default" */
+	unsigned s3_timeout_ms;		 /* per request; default 30000 */
+	unsigned s3_retry_ms;		 /* give up retrying after; 60000 */
+	unsigned s3_connections;	 /* pooled handles; default 16 */
 };
 
 /* Open the store named by conf->spec.  Checks that it is reachable and

@@ -61,8 +61,12 @@ static int parse_size(const char *key, const char *value, uint64_t *out)
 {
 	int64_t v = nbdkit_parse_size(value);
 
-	if (v < 0)
-		return -1; /* nbdkit said what is wrong */
+	if (v < 0) {
+		nbdkit_error("%s=%s: not a size; write it like %s=4G, 512M "
+			     "or 1048576",
+			     key, value, key);
+		return -1;
+	}
 	if (v == 0) {
 		nbdkit_error("%s=%s: must be greater than zero", key, value);
 		return -1;
@@ -75,8 +79,11 @@ static int parse_bool(const char *key, const char *value, bool *out)
 {
 	int b = nbdkit_parse_bool(value);
 
-	if (b < 0)
+	if (b < 0) {
+		nbdkit_error("%s=%s: use %s=true or %s=false", key, value, key,
+			     key);
 		return -1;
+	}
 	*out = b;
 	return 0;
 }

@@ -479,8 +479,20 @@ struct device *device_open(const struct device_conf *conf)
 			err = -r;
 			goto fail;
 		}
-		/* The store first: a bad store changes nothing here. */
+		/* The store first: a bad store changes nothing here.  With
+		 * no size= the device must already be in the store: then
+		 * nothing is created to find that out. */
+		sconf.no_create = !conf->size;
 		d->store = store_open(&sconf);
+		if (!d->store && errno == ENOENT && !conf->size) {
+			tlog(&d->log, LOG_ERROR,
+			     "%s holds no device yet and store=%s does not "
+			     "exist: pass size= (e.g. size=10G) to create one",
+			     conf->cache_dir, conf->store.spec);
+			err = EINVAL;
+			goto fail;
+		}
+		sconf.no_create = 0;
 		if (!d->store) {
 			err = errno;
 			goto fail;
