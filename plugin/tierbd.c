@@ -150,6 +150,23 @@ static int tierbd_config(const char *key, const char *value)
 			     value);
 		return -1;
 	}
+	if (strcmp(key, "heat-half-life") == 0)
+		return parse_uint(key, value, &conf.heat_half_life, 1,
+				  10 * 365 * 86400);
+	if (strcmp(key, "cache-high") == 0)
+		return parse_uint(key, value, &conf.cache_high_pct, 2, 100);
+	if (strcmp(key, "cache-low") == 0)
+		return parse_uint(key, value, &conf.cache_low_pct, 1, 99);
+	if (strcmp(key, "probation") == 0)
+		return parse_uint(key, value, &conf.probation_pct, 1, 90);
+	if (strcmp(key, "pin") == 0) {
+		conf.pins = value;
+		return 0;
+	}
+	if (strcmp(key, "trace") == 0) {
+		conf.trace_path = value;
+		return 0;
+	}
 	if (strcmp(key, "commit-interval") == 0) {
 		unsigned sec;
 		if (parse_uint(key, value, &sec, 1, 86400) < 0)
@@ -244,6 +261,12 @@ static int tierbd_config_complete(void)
 	"direct-io=BOOL         O_DIRECT cache writes (default true)\n"       \
 	"flush=local|remote     a flush is durable in the cache (default)\n"  \
 	"                       or waits for a commit in the store\n"         \
+	"heat-half-life=SEC     heat halves this often (default 3600)\n"      \
+	"cache-high=PCT         evict above this fill (default 95)\n"         \
+	"cache-low=PCT          ... down to this fill (default 85)\n"         \
+	"probation=PCT          share for newly cached chunks (10)\n"         \
+	"pin=START-END[,...]    byte ranges kept hot (END excluded)\n"        \
+	"trace=FILE             append one line per request\n"                \
 	"commit-interval=SEC    commit to the store this often when\n"        \
 	"                       something changed (default 5)\n"              \
 	"s3-endpoint=URL        http(s)://host[:port] (default AWS)\n"        \

@@ -34,12 +34,10 @@ struct cache {
 	uint64_t nslots;
 	uint32_t align; /* DIO_ALIGN with O_DIRECT, else 1 */
 
-	pthread_mutex_t lock; /* protects free_stack, nfree, owner, hand */
+	pthread_mutex_t lock; /* protects free_stack, nfree, owner */
 	uint32_t *free_stack;
-	uint64_t nfree;
+	uint64_t nfree;	 /* also read without the lock (atomic) */
 	uint64_t *owner; /* per slot: chunk index or OWNER_NONE */
-	uint8_t *refbit; /* per slot: CLOCK bit, atomic, no lock */
-	uint64_t hand;
 
 	uint64_t bounces, rmw; /* atomics */
 };
@@ -163,8 +161,7 @@ struct cache *cache_open(const struct cache_conf *conf)
 
 	c->free_stack = malloc(c->nslots * sizeof(*c->free_stack));
 	c->owner = malloc(c->nslots * sizeof(*c->owner));
-	c->refbit = calloc(c->nslots, 1);
-	if (!c->free_stack || !c->owner || !c->refbit) {
+	if (!c->free_stack || !c->owner) {
 		err = ENOMEM;
 		goto fail;
 	}
@@ -192,7 +189,6 @@ void cache_close(struct cache *c)
 		close(c->rfd);
 	free(c->free_stack);
 	free(c->owner);
-	free(c->refbit);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -298,10 +294,9 @@ int cache_alloc(struct cache *c, uint64_t owner, uint32_t *slot)
 		pthread_mutex_unlock(&c->lock);
 		return -ENOSPC;
 	}
-	*slot = c->free_stack[--c->nfree];
+	__atomic_store_n(&c->nfree, c->nfree - 1, __ATOMIC_RELAXED);
+	*slot = c->free_stack[c->nfree];
 	c->owner[*slot] = owner;
-	/* A newly filled slot gets one turn of the clock before it can go. */
-	__atomic_store_n(&c->refbit[*slot], 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -310,7 +305,8 @@ void cache_free(struct cache *c, uint32_t slot)
 {
 	pthread_mutex_lock(&c->lock);
 	c->owner[slot] = OWNER_NONE;
-	c->free_stack[c->nfree++] = slot;
+	c->free_stack[c->nfree] = slot;
+	__atomic_store_n(&c->nfree, c->nfree + 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -327,39 +323,13 @@ int cache_claim(struct cache *c, uint32_t slot, uint64_t owner)
 		/* Remove it from the free stack (open time only: O(n)). */
 		for (uint64_t i = 0; i < c->nfree; i++) {
 			if (c->free_stack[i] == slot) {
-				c->free_stack[i] = c->free_stack[--c->nfree];
+				c->free_stack[i] = c->free_stack[c->nfree - 1];
+				__atomic_store_n(&c->nfree, c->nfree - 1,
+						 __ATOMIC_RELAXED);
 				break;
 			}
 		}
 		c->owner[slot] = owner;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-void cache_touch(struct cache *c, uint32_t slot)
-{
-	if (!__atomic_load_n(&c->refbit[slot], __ATOMIC_RELAXED))
-		__atomic_store_n(&c->refbit[slot], 1, __ATOMIC_RELAXED);
-}
-
-int cache_clock_next(struct cache *c, uint32_t *slot, uint64_t *owner)
-{
-	int r = -ENOENT;
-
-	pthread_mutex_lock(&c->lock);
-	for (uint64_t n = 0; n < 2 * c->nslots; n++) {
-		uint64_t s = c->hand;
-
-		c->hand = (c->hand + 1) % c->nslots;
-		if (c->owner[s] == OWNER_NONE)
-			continue;
-		if (__atomic_exchange_n(&c->refbit[s], 0, __ATOMIC_RELAXED))
-			continue;
-		*slot = (uint32_t)s;
-		*owner = c->owner[s];
-		r = 0;
-		break;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -373,6 +343,11 @@ uint64_t cache_owner(struct cache *c, uint32_t slot)
 	o = c->owner[slot];
 	pthread_mutex_unlock(&c->lock);
 	return o;
+}
+
+uint64_t cache_free_slots(const struct cache *c)
+{
+	return __atomic_load_n(&c->nfree, __ATOMIC_RELAXED);
 }
 
 uint64_t cache_nslots(const struct cache *c)

@@ -10,10 +10,10 @@
  * unaligned write is a read-modify-write of the edge blocks, so the
  * caller must keep other writers of that chunk out meanwhile.
  *
- * Allocator: a stack of free slots and, per slot, its owner chunk and a
- * CLOCK reference bit.  The owner is set by cache_alloc and cleared by
- * cache_free; the engine checks it against its map before evicting.
- * All allocator calls take the allocator lock inside; none does I/O.
+ * Allocator: a stack of free slots and, per slot, its owner chunk.  The
+ * owner is set by cache_alloc and cleared by cache_free.  Which slot to
+ * empty is the policy's business (policy.h).  All allocator calls take
+ * the allocator lock inside; none does I/O.
  */
 #ifndef TIERBD_CACHE_H
 #define TIERBD_CACHE_H
@@ -67,13 +67,9 @@ void cache_free(struct cache *c, uint32_t slot);
 /* Claim a specific slot for owner while loading a map (open time);
  * -EBUSY if it is taken, -ERANGE if out of range. */
 int cache_claim(struct cache *c, uint32_t slot, uint64_t owner);
-/* Set the reference bit of a slot (a hit). Lock-free. */
-void cache_touch(struct cache *c, uint32_t slot);
-/* Advance the CLOCK hand: clear reference bits as it passes, and return
- * the next allocated slot whose bit was already clear, with its owner.
- * -ENOENT after a full two turns found nothing. */
-int cache_clock_next(struct cache *c, uint32_t *slot, uint64_t *owner);
 uint64_t cache_owner(struct cache *c, uint32_t slot);
+/* Free slots now (lock-free, may be stale by the time it returns). */
+uint64_t cache_free_slots(const struct cache *c);
 
 uint64_t cache_nslots(const struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *out);

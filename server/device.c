@@ -95,7 +95,21 @@ uint64_t dev_gen_next(struct device *d)
 void dev_release_orphan(struct device *d, uint32_t slot)
 {
 	dev_map_sync(d);
+	dev_slot_free(d, slot);
+}
+
+void dev_slot_free(struct device *d, uint32_t slot)
+{
+	policy_remove(d->policy, slot);
 	cache_free(d->cache, slot);
+}
+
+uint32_t dev_now(const struct device *d)
+{
+	time_t now = time(NULL);
+
+	return now > (time_t)d->sb.created ? (uint32_t)(now - d->sb.created)
+					   : 0;
 }
 
 /* Drop a slot reference.  Called with the stripe of idx held; returns
@@ -112,12 +126,13 @@ bool dev_slot_put(struct device *d, uint64_t idx, uint32_t slot,
 	return e->slot != slot;
 }
 
-/* Evict up to `want` clean, unpinned, unused chunks (CLOCK order).
- * Returns how many slots were freed. */
-static unsigned evict_some(struct device *d, unsigned want)
+/* Evict up to `want` clean, unpinned, unused chunks, in the policy's
+ * order.  Returns how many slots were freed. */
+unsigned dev_evict(struct device *d, unsigned want)
 {
 	unsigned freed = 0;
-	uint64_t tries = 2 * cache_nslots(d->cache);
+	uint64_t tries = 2 * (uint64_t)want + 2 * POLICY_SAMPLE;
+	uint32_t now = dev_now(d);
 
 	while (freed < want && tries--) {
 		uint32_t slot;
@@ -126,10 +141,12 @@ static unsigned evict_some(struct device *d, unsigned want)
 		struct chunk_ent *e;
 		bool ok;
 
-		if (cache_clock_next(d->cache, &slot, &owner) < 0)
+		if (policy_victim(d->policy, now, &slot, &owner) < 0)
 			break;
-		if (owner >= d->nchunks)
+		if (owner >= d->nchunks) {
+			policy_skip(d->policy, slot);
 			continue;
+		}
 		s = stripe_of(d, owner);
 		pthread_mutex_lock(&s->lock);
 		e = &d->ents[owner];
@@ -139,13 +156,15 @@ static unsigned evict_some(struct device *d, unsigned want)
 		if (ok) {
 			e->state = CHUNK_COLD;
 			e->slot = SLOT_NONE;
-			e->flags &= (uint8_t)~CE_F_VERIFY;
+			e->flags &= (uint8_t) ~(CE_F_VERIFY | CE_F_SEQ);
 		}
 		pthread_mutex_unlock(&s->lock);
 		if (ok) {
-			cache_free(d->cache, slot);
+			dev_slot_free(d, slot);
 			STAT_INC(d, evictions);
 			freed++;
+		} else {
+			policy_skip(d->policy, slot);
 		}
 	}
 	return freed;
@@ -163,7 +182,8 @@ static int slot_alloc(struct device *d, uint64_t idx, uint32_t *slot)
 	for (;;) {
 		if (cache_alloc(d->cache, idx, slot) == 0)
 			break;
-		if (evict_some(d, batch) > 0)
+		STAT_INC(d, sync_evictions);
+		if (dev_evict(d, batch) > 0)
 			continue;
 		if (!urged) {
 			wb_kick(d, true);
@@ -186,6 +206,13 @@ static int slot_alloc(struct device *d, uint64_t idx, uint32_t *slot)
 	}
 	if (urged)
 		wb_unurge(d);
+	/* Over the high watermark: the background evictor makes room. */
+	if (cache_nslots(d->cache) - cache_free_slots(d->cache) >
+	    d->evict_high) {
+		pthread_mutex_lock(&d->bg_lock);
+		pthread_cond_signal(&d->bg_work);
+		pthread_mutex_unlock(&d->bg_lock);
+	}
 	return 0;
 }
 
@@ -201,7 +228,7 @@ static void busy_end(struct device *d, uint64_t idx)
  * is set, also copy len bytes at off to it.  Returns with the stripe
  * held; the chunk is HOT_CLEAN on success. */
 static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
-		 uint32_t off)
+		 uint32_t off, bool seq)
 {
 	struct stripe *s = stripe_of(d, idx);
 	struct chunk_ent *e = &d->ents[idx];
@@ -261,8 +288,12 @@ out:
 	if (r == 0) {
 		e->state = CHUNK_HOT_CLEAN;
 		e->slot = slot;
+		if (seq)
+			e->flags |= CE_F_SEQ;
+		policy_admit(d->policy, slot, idx, e->heat, seq,
+			     e->flags & CE_F_PINNED);
 	} else if (slot != SLOT_NONE) {
-		cache_free(d->cache, slot); /* never named by the map */
+		dev_slot_free(d, slot); /* never named by the map */
 	}
 	busy_end(d, idx);
 	return r;
@@ -306,19 +337,53 @@ static int verify(struct device *d, uint64_t idx)
 	return 0;
 }
 
-/* ---- read ------------------------------------------------------------ */
-
-static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
-		      uint32_t off)
+/* Fetch a COLD chunk in the background (pull queue).  Returns 0 when
+ * the chunk is hot (or absent) afterwards. */
+int dev_prefetch(struct device *d, uint64_t idx)
 {
 	struct stripe *s = stripe_of(d, idx);
 	struct chunk_ent *e = &d->ents[idx];
-	bool missed = false;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (e->state == CHUNK_COLD && !(e->flags & CE_F_BUSY)) {
+		r = fetch(d, idx, NULL, 0, 0, false);
+		if (r == 0)
+			STAT_INC(d, prefetches);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void dev_trace(struct device *d, char op, uint64_t off, uint64_t len)
+{
+	struct timespec ts;
+
+	if (!d->trace)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t us = (uint64_t)ts.tv_sec * 1000000 +
+		      (uint64_t)ts.tv_nsec / 1000 - d->trace_t0;
+	pthread_mutex_lock(&d->trace_lock);
+	fprintf(d->trace, "%" PRIu64 " %c %" PRIu64 " %" PRIu64 "\n", us, op,
+		off, len);
+	pthread_mutex_unlock(&d->trace_lock);
+}
+
+/* ---- read ------------------------------------------------------------ */
+
+static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
+		      uint32_t off, bool seq, uint32_t now)
+{
+	struct stripe *s = stripe_of(d, idx);
+	struct chunk_ent *e = &d->ents[idx];
 	uint32_t slot;
 	bool orphan;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
+	if (e->state != CHUNK_ABSENT)
+		policy_touch(d->policy, &e->heat, &e->tick, now, seq);
 	for (;;) {
 		if (e->flags & CE_F_BUSY) {
 			STAT_INC(d, fetch_waits);
@@ -331,9 +396,8 @@ static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
 			return 0;
 		}
 		if (e->state == CHUNK_COLD) {
-			missed = true;
 			STAT_INC(d, misses);
-			r = fetch(d, idx, buf, len, off);
+			r = fetch(d, idx, buf, len, off, seq);
 			pthread_mutex_unlock(&s->lock);
 			return r;
 		}
@@ -347,9 +411,9 @@ static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
 	d->slot_refs[slot] += SLOT_READER;
 	pthread_mutex_unlock(&s->lock);
 
-	if (!missed)
-		STAT_INC(d, hits);
-	cache_touch(d->cache, slot);
+	STAT_INC(d, hits);
+	if (!seq)
+		policy_hit(d->policy, slot);
 	r = cache_read(d->cache, slot, buf, len, off);
 	if (r < 0)
 		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache read: %s",
@@ -388,9 +452,12 @@ int device_read(struct device *d, void *buf, uint32_t count, uint64_t offset)
 		return r;
 	STAT_INC(d, reads);
 	STAT_ADD(d, read_bytes, count);
+	dev_trace(d, 'R', offset, count);
+	bool seq = policy_note_io(d->policy, offset, count, d->chunk_shift);
+	uint32_t now = dev_now(d);
 	FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)
 	{
-		r = chunk_read(d, idx, (char *)buf + done, len, off);
+		r = chunk_read(d, idx, (char *)buf + done, len, off, seq, now);
 		if (r < 0)
 			return r;
 	}
@@ -403,11 +470,11 @@ int device_read(struct device *d, void *buf, uint32_t count, uint64_t offset)
  * one: a new slot, zeros around the data.  Stripe held, entry not
  * BUSY; returns with the stripe held. */
 static int fill_new(struct device *d, uint64_t idx, const char *buf,
-		    uint32_t len, uint32_t off)
+		    uint32_t len, uint32_t off, bool seq)
 {
 	struct stripe *s = stripe_of(d, idx);
 	struct chunk_ent *e = &d->ents[idx];
-	uint32_t slot;
+	uint32_t slot = SLOT_NONE;
 	int r;
 
 	e->flags |= CE_F_BUSY;
@@ -424,17 +491,20 @@ static int fill_new(struct device *d, uint64_t idx, const char *buf,
 		e->slot = slot;
 		e->state = CHUNK_HOT_CLEAN; /* wb_make_dirty counts it */
 		wb_make_dirty(d, idx);
+		policy_admit(d->policy, slot, idx, e->heat, seq,
+			     e->flags & CE_F_PINNED);
 	} else {
 		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache write: %s",
 		     idx, strerror(-r));
-		cache_free(d->cache, slot);
+		if (slot != SLOT_NONE)
+			dev_slot_free(d, slot);
 	}
 	busy_end(d, idx);
 	return r;
 }
 
 static int chunk_write(struct device *d, uint64_t idx, const char *buf,
-		       uint32_t len, uint32_t off)
+		       uint32_t len, uint32_t off, bool seq, uint32_t now)
 {
 	struct stripe *s = stripe_of(d, idx);
 	struct chunk_ent *e = &d->ents[idx];
@@ -445,6 +515,7 @@ static int chunk_write(struct device *d, uint64_t idx, const char *buf,
 	int r;
 
 	pthread_mutex_lock(&s->lock);
+	policy_touch(d->policy, &e->heat, &e->tick, now, seq);
 	for (;;) {
 		if (e->flags & CE_F_BUSY) {
 			pthread_cond_wait(&s->changed, &s->lock);
@@ -452,13 +523,13 @@ static int chunk_write(struct device *d, uint64_t idx, const char *buf,
 		}
 		if (e->state == CHUNK_ABSENT ||
 		    (e->state == CHUNK_COLD && whole)) {
-			r = fill_new(d, idx, buf, len, off);
+			r = fill_new(d, idx, buf, len, off, seq);
 			pthread_mutex_unlock(&s->lock);
 			return r;
 		}
 		if (e->state == CHUNK_COLD) {
 			STAT_INC(d, misses);
-			r = fetch(d, idx, NULL, 0, 0);
+			r = fetch(d, idx, NULL, 0, 0, seq);
 			if (r < 0) {
 				pthread_mutex_unlock(&s->lock);
 				return r;
@@ -486,7 +557,8 @@ static int chunk_write(struct device *d, uint64_t idx, const char *buf,
 	d->slot_refs[slot] += SLOT_WRITER;
 	pthread_mutex_unlock(&s->lock);
 
-	cache_touch(d->cache, slot);
+	if (!seq)
+		policy_hit(d->policy, slot);
 	r = cache_write(d->cache, slot, buf, len, off);
 	if (r < 0)
 		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache write: %s",
@@ -514,10 +586,14 @@ int device_write(struct device *d, const void *buf, uint32_t count,
 		return -EROFS;
 	STAT_INC(d, writes);
 	STAT_ADD(d, write_bytes, count);
+	dev_trace(d, 'W', offset, count);
 	wb_throttle(d);
+	bool seq = policy_note_io(d->policy, offset, count, d->chunk_shift);
+	uint32_t now = dev_now(d);
 	FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)
 	{
-		r = chunk_write(d, idx, (const char *)buf + done, len, off);
+		r = chunk_write(d, idx, (const char *)buf + done, len, off, seq,
+				now);
 		if (r < 0)
 			return r;
 	}
@@ -531,6 +607,7 @@ int device_flush(struct device *d)
 	int r;
 
 	STAT_INC(d, flushes);
+	dev_trace(d, 'F', 0, 0);
 	r = cache_sync(d->cache);
 	if (r < 0) {
 		tlog(&d->log, LOG_ERROR, "flush: fdatasync of the cache: %s",
@@ -606,7 +683,9 @@ static int discard_range(struct device *d, uint32_t count, uint64_t offset,
 						     __ATOMIC_RELAXED);
 			if (st == CHUNK_ABSENT)
 				continue; /* already zeros */
-			r = z ? chunk_write(d, idx, z, len, off) : -ENOMEM;
+			r = z ? chunk_write(d, idx, z, len, off, false,
+					    dev_now(d))
+			      : -ENOMEM;
 			if (r < 0)
 				break;
 		}
@@ -615,7 +694,7 @@ static int discard_range(struct device *d, uint32_t count, uint64_t offset,
 		/* The map must not name a slot on disk when it is reused. */
 		dev_map_sync(d);
 		for (size_t i = 0; i < nfreed; i++)
-			cache_free(d->cache, freed[i]);
+			dev_slot_free(d, freed[i]);
 	}
 	free(freed);
 	return r;
@@ -630,6 +709,7 @@ int device_trim(struct device *d, uint32_t count, uint64_t offset,
 		return r;
 	if (d->readonly)
 		return -EROFS;
+	dev_trace(d, 'T', offset, count);
 	r = discard_range(d, count, offset, false, 0);
 	if (r == 0 && (flags & DEV_FUA))
 		r = device_flush(d);
@@ -645,6 +725,7 @@ int device_zero(struct device *d, uint32_t count, uint64_t offset,
 		return r;
 	if (d->readonly)
 		return -EROFS;
+	dev_trace(d, 'Z', offset, count);
 	wb_throttle(d);
 	r = discard_range(d, count, offset, true, flags);
 	if (r == 0 && (flags & DEV_FUA))
@@ -723,9 +804,26 @@ void device_get_stats(struct device *d, struct device_stats *out)
 	cache_get_stats(d->cache, &cs);
 	out->slots_free = cs.free_slots;
 	out->bounces = cs.bounces;
-	out->meta_bytes = d->nchunks * sizeof(struct chunk_ent) +
-			  out->nslots * (sizeof(uint32_t) + sizeof(uint64_t) +
-					 sizeof(uint32_t) + 1);
+	struct policy_stats ps;
+	policy_get_stats(d->policy, &ps);
+	out->probation = ps.probation;
+	out->main = ps.main;
+	out->pinned_slots = ps.pinned;
+	out->promotions = ps.promotions;
+	out->ghost_admits = ps.ghost_admits;
+	out->seq_admits = ps.seq_admits;
+	out->seq_streams = ps.seq_streams;
+	out->pinned = __atomic_load_n(&d->npinned, __ATOMIC_RELAXED);
+	/* Per chunk of the device: its map entry, heat included.  Per slot
+	 * (per cached chunk): references, the allocator's owner and
+	 * free-stack entry, and the policy's arrays. */
+	uint64_t per_slot = out->nslots * (sizeof(uint32_t) + sizeof(uint64_t) +
+					   sizeof(uint32_t)) +
+			    ps.meta_bytes;
+	out->meta_bytes_per_chunk = sizeof(struct chunk_ent);
+	out->meta_bytes_per_slot =
+		DIV_ROUND_UP(per_slot, MAX(out->nslots, (uint64_t)1));
+	out->meta_bytes = d->nchunks * sizeof(struct chunk_ent) + per_slot;
 	d->store->ops->stats(d->store, &out->store);
 	out->commit_seq = d->commit_seq;
 	out->commit_lag = __atomic_load_n(&d->map_version, __ATOMIC_RELAXED) -

@@ -41,6 +41,12 @@ struct device_conf {
 	uint64_t max_dirty;	     /* bytes; default cache_size / 2 */
 	bool direct_io;		     /* O_DIRECT cache file; default on */
 	bool flush_remote;	     /* flush waits for a commit in the store */
+	uint32_t heat_half_life;     /* seconds; default 3600 */
+	unsigned cache_high_pct;     /* evict above this; default 95 */
+	unsigned cache_low_pct;	     /* down to this; default 85 */
+	unsigned probation_pct;	     /* new chunks' segment; default 10 */
+	const char *pins;	     /* "START-END,..." to pin at open */
+	const char *trace_path;	     /* append one line per request */
 	unsigned commit_interval_ms; /* default 5000 */
 	bool readonly;
 };
@@ -90,6 +96,13 @@ typedef int (*device_extent_cb)(void *opaque, uint64_t offset, uint64_t length,
 int device_extents(struct device *dev, uint32_t count, uint64_t offset,
 		   device_extent_cb cb, void *opaque);
 
+/* Pin (or unpin) the chunks covering [offset, offset+length): pinned
+ * chunks are never evicted, and cold ones are pulled in the background.
+ * -ENOSPC if pins would cover more than 90% of the cache. */
+int device_pin(struct device *dev, uint64_t offset, uint64_t length, bool pin);
+/* The same for "START-END[,...]" (sizes with K/M/G suffixes). */
+int device_pin_spec(struct device *dev, const char *spec);
+
 /* Wait until no chunk is dirty and a commit names every version: the
  * store alone then holds the whole device. */
 int device_drain(struct device *dev);
@@ -106,8 +119,16 @@ struct device_stats {
 	uint64_t flushes, throttled_writes;
 	uint64_t commits, commit_seq, commit_lag; /* lag: map changes since */
 	uint64_t gc_deletes;
-	uint64_t meta_bytes; /* resident metadata of the engine */
+	uint64_t meta_bytes;	       /* resident metadata of the engine */
+	uint64_t meta_bytes_per_chunk; /* resident per chunk of the device */
+	uint64_t meta_bytes_per_slot;  /* and per cache slot in addition */
 	struct store_stats store;
+	/* policy */
+	uint64_t sync_evictions;		/* a client waited for a slot */
+	uint64_t prefetches, prefetch_errors;	/* background pulls */
+	uint64_t pinned;			/* chunks pinned */
+	uint64_t probation, main, pinned_slots; /* slots by segment */
+	uint64_t promotions, ghost_admits, seq_admits, seq_streams;
 };
 
 void device_get_stats(struct device *dev, struct device_stats *out);

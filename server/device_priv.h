@@ -19,6 +19,7 @@
 #include "../proto/cachemap.h"
 #include "cache.h"
 #include "device.h"
+#include "policy.h"
 
 #define NSTRIPES 1024
 #define CE_F_QUEUED 0x08u /* run-time: in the write-back queue */
@@ -56,6 +57,23 @@ struct device {
 
 	struct cache *cache;
 	struct store *store;
+	struct policy *policy;
+	uint64_t evict_high,
+		evict_low; /* used slots: evict above high, to low */
+	uint64_t npinned;  /* atomic: chunks with CE_F_PINNED */
+
+	/* background eviction and pulls (device.c) */
+	pthread_mutex_t bg_lock; /* the pull queue, bg_stop */
+	pthread_cond_t bg_work;	 /* eviction or pulls wanted, or stop */
+	uint64_t *pullq;	 /* chunks to fetch in the background */
+	size_t pull_cap, pull_head, pull_len;
+	bool bg_stop, bg_running;
+	pthread_t bg_thread;
+
+	/* request trace (trace=) */
+	FILE *trace;
+	pthread_mutex_t trace_lock;
+	uint64_t trace_t0; /* monotonic us */
 	/* Users of each slot in flight, guarded by the owning chunk's
 	 * stripe: readers count 1, writers SLOT_WRITER. */
 	uint32_t *slot_refs;
@@ -129,6 +147,15 @@ static inline void *chunk_buf_alloc(struct device *d)
 }
 
 /* device.c */
+uint32_t dev_now(const struct device *d); /* policy clock: device age, s */
+void dev_slot_free(struct device *d, uint32_t slot); /* policy + allocator */
+int dev_bg_start(struct device *d);
+void dev_bg_stop(struct device *d);
+unsigned dev_evict(struct device *d, unsigned want);
+int dev_prefetch(struct device *d, uint64_t idx);
+/* Queue a chunk to be fetched in the background (pinned, warm). */
+void dev_pull(struct device *d, uint64_t idx);
+void dev_trace(struct device *d, char op, uint64_t off, uint64_t len);
 void dev_sb_store(struct device *d); /* caller holds gen_lock or is alone */
 int dev_map_sync(struct device *d);
 int dev_sb_sync(struct device *d);

@@ -372,6 +372,57 @@ static int load_map(struct device *d, bool unclean)
 	return 0;
 }
 
+static void policy_heat(void *opaque, uint64_t chunk, uint32_t *heat,
+			uint32_t *tick)
+{
+	struct device *d = opaque;
+
+	/* Read without the stripe lock: a victim choice may use a heat a
+	 * moment old, which changes nothing that matters. */
+	*heat = __atomic_load_n(&d->ents[chunk].heat, __ATOMIC_RELAXED);
+	*tick = __atomic_load_n(&d->ents[chunk].tick, __ATOMIC_RELAXED);
+}
+
+/* The policy and the watermarks, then every cached chunk admitted to
+ * the policy with its persisted heat. */
+static int load_policy(struct device *d, const struct device_conf *conf,
+		       uint64_t nslots)
+{
+	struct policy_conf pc = { .nslots = nslots,
+				  .half_life = conf->heat_half_life,
+				  .probation_pct = conf->probation_pct };
+	unsigned high = conf->cache_high_pct ? conf->cache_high_pct : 95;
+	unsigned low = conf->cache_low_pct ? conf->cache_low_pct : 85;
+
+	if (high > 100 || low >= high) {
+		tlog(&d->log, LOG_ERROR,
+		     "cache-low=%u and cache-high=%u: need cache-low < "
+		     "cache-high <= 100 (percent of the cache)",
+		     low, high);
+		return -EINVAL;
+	}
+	d->evict_high = nslots * high / 100;
+	d->evict_low = nslots * low / 100;
+	if (d->evict_high >= nslots)
+		d->evict_high = nslots - 1;
+	if (d->evict_low > d->evict_high)
+		d->evict_low = d->evict_high;
+	d->policy = policy_new(&pc, policy_heat, d);
+	if (!d->policy)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < d->nchunks; i++) {
+		struct chunk_ent *e = &d->ents[i];
+
+		if (e->flags & CE_F_PINNED)
+			d->npinned++;
+		if (e->state == CHUNK_HOT_CLEAN || e->state == CHUNK_HOT_DIRTY)
+			policy_admit(d->policy, e->slot, i, e->heat,
+				     e->flags & CE_F_SEQ,
+				     e->flags & CE_F_PINNED);
+	}
+	return 0;
+}
+
 static struct device *dev_alloc(const struct device_conf *conf)
 {
 	struct device *d = calloc(1, sizeof(*d));
@@ -390,6 +441,9 @@ static struct device *dev_alloc(const struct device_conf *conf)
 	pthread_cond_init(&d->wb_progress, NULL);
 	pthread_mutex_init(&d->commit_lock, NULL);
 	pthread_cond_init(&d->commit_cond, NULL);
+	pthread_mutex_init(&d->bg_lock, NULL);
+	pthread_cond_init(&d->bg_work, NULL);
+	pthread_mutex_init(&d->trace_lock, NULL);
 	d->commit_interval_ms =
 		conf->commit_interval_ms ? conf->commit_interval_ms : 5000;
 	d->flush_remote = conf->flush_remote;
@@ -663,9 +717,26 @@ struct device *device_open(const struct device_conf *conf)
 		goto fail;
 	}
 	r = load_map(d, !(d->sb.flags & SB_F_CLEAN));
+	if (r == 0)
+		r = load_policy(d, conf, nslots);
+	if (r == 0 && conf->pins)
+		r = device_pin_spec(d, conf->pins);
 	if (r < 0) {
 		err = -r;
 		goto fail;
+	}
+	if (conf->trace_path) {
+		struct timespec ts;
+		d->trace = fopen(conf->trace_path, "ae");
+		if (!d->trace) {
+			err = errno;
+			tlog(&d->log, LOG_ERROR, "trace=%s: %s",
+			     conf->trace_path, strerror(err));
+			goto fail;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		d->trace_t0 = (uint64_t)ts.tv_sec * 1000000 +
+			      (uint64_t)ts.tv_nsec / 1000;
 	}
 
 	/* From here on the device is in use: mark it unclean. */
@@ -712,6 +783,7 @@ void device_close(struct device *d)
 {
 	if (!d)
 		return;
+	dev_bg_stop(d);
 	wb_stop(d);
 	commit_stop(d);
 	if (d->map && !d->readonly && d->commit_seq) {
@@ -743,6 +815,13 @@ void device_close(struct device *d)
 	free(d->q);
 	free(d->dels);
 	free(d->gc_batch);
+	free(d->pullq);
+	policy_free(d->policy);
+	if (d->trace)
+		fclose(d->trace);
+	pthread_mutex_destroy(&d->bg_lock);
+	pthread_cond_destroy(&d->bg_work);
+	pthread_mutex_destroy(&d->trace_lock);
 	free(d->cache_dir);
 	for (unsigned i = 0; i < NSTRIPES; i++) {
 		pthread_mutex_destroy(&d->stripes[i].lock);

@@ -288,6 +288,8 @@ int device_start(struct device *d)
 	if (d->readonly || d->nworkers)
 		return 0;
 	r = commit_start(d);
+	if (r == 0)
+		r = dev_bg_start(d);
 	if (r < 0)
 		return r;
 	d->workers = calloc(d->push_threads, sizeof(*d->workers));

@@ -1,8 +1,7 @@
 /* test-cache.c - the slot file and its allocator (server/cache.c).
  *
  * Checks: slots are handed out once each and -ENOSPC when none is
- * free; claims at open time; the CLOCK gives a referenced slot a second
- * chance and skips free slots; aligned, unaligned and read-modify-write
+ * free; claims at open time; freed slots are reused; aligned, unaligned and read-modify-write
  * I/O land on the right bytes, with and without O_DIRECT; zeroing a
  * slot; a full disk at creation is an error.
  */
@@ -42,7 +41,6 @@ static struct cache *open_cache(const char *dir, bool direct)
 static void test_alloc(struct cache *c)
 {
 	uint32_t s, seen = 0;
-	uint64_t owner;
 
 	for (unsigned i = 0; i < NSLOTS; i++) {
 		CHECK(cache_alloc(c, 100 + i, &s) == 0);
@@ -53,28 +51,18 @@ static void test_alloc(struct cache *c)
 	}
 	CHECK(cache_alloc(c, 999, &s) == -ENOSPC);
 
-	/* New slots carry a reference bit: the first pass clears them all,
-	 * so the clock returns the slot after its hand, in order. */
-	CHECK(cache_clock_next(c, &s, &owner) == 0);
-	CHECK(s == 0);
-	/* Touch slot 1: it survives the next pass once. */
-	cache_touch(c, 1);
-	CHECK(cache_clock_next(c, &s, &owner) == 0);
-	CHECK(s == 2);
-
-	/* Free slots are skipped by the clock and reused by alloc. */
+	/* A freed slot is the next one allocated. */
 	cache_free(c, 3);
 	CHECK(cache_owner(c, 3) == OWNER_NONE);
-	CHECK(cache_clock_next(c, &s, &owner) == 0);
-	CHECK(s == 4);
+	CHECK(cache_free_slots(c) == 1);
 	CHECK(cache_alloc(c, 7, &s) == 0 && s == 3);
+	CHECK(cache_free_slots(c) == 0);
 
 	for (unsigned i = 0; i < NSLOTS; i++)
 		cache_free(c, i);
 	struct cache_stats st;
 	cache_get_stats(c, &st);
 	CHECK(st.free_slots == NSLOTS);
-	CHECK(cache_clock_next(c, &s, &owner) == -ENOENT);
 
 	/* Claims (map load) take specific slots out of the free stack. */
 	CHECK(cache_claim(c, 5, 55) == 0);

@@ -1,0 +1,421 @@
+/* policy.c - heat, sequential streams, and the eviction order.
+ *
+ * See policy.h for the rules.  Data, all per slot (none per chunk: the
+ * heat lives in the chunk map):
+ *   seg[s]    FREE / PROBATION / MAIN / PINNED
+ *   owner[s]  the chunk in the slot
+ *   hit[s]    hit while in probation (set without the lock)
+ *   fifo      ring of probation slots, oldest first; each entry carries
+ *             the slot's admission number so that an entry left behind
+ *             by a removed slot is recognised and skipped
+ * The lock guards all but hit[] and the stream table (atomics).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/cleanup.h"
+#include "policy.h"
+
+/* ---- heat arithmetic ---------------------------------------------------- */
+
+/* 2^(-k/16) in 0.16 fixed point, k = 0..15. */
+static const uint16_t frac_pow2[16] = {
+	65535, 62757, 60097, 57549, 55109, 52773, 50535, 48393,
+	46341, 44376, 42495, 40693, 38968, 37316, 35734, 34219,
+};
+
+uint32_t heat_at(uint32_t heat, uint32_t tick, uint32_t now, uint32_t half_life)
+{
+	uint64_t dt, halves, frac, h;
+
+	if (!heat || (int32_t)(now - tick) <= 0)
+		return heat; /* no time passed, or the clock went back */
+	dt = (uint32_t)(now - tick);
+	halves = dt / half_life;
+	if (halves >= 32)
+		return 0;
+	frac = (dt % half_life) * 16 / half_life;
+	h = (uint64_t)(heat >> halves) * frac_pow2[frac] >> 16;
+	return (uint32_t)h;
+}
+
+void heat_touch(uint32_t *heat, uint32_t *tick, uint32_t now,
+		uint32_t half_life, uint32_t amount)
+{
+	uint64_t h = (uint64_t)heat_at(*heat, *tick, now, half_life) + amount;
+
+	*heat = h > UINT32_MAX ? UINT32_MAX : (uint32_t)h;
+	/* A tick in the future (clock went back) stays: heat_at treats it
+	 * as now, so nothing decays twice. */
+	if ((int32_t)(now - *tick) > 0)
+		*tick = now;
+}
+
+/* ---- the policy --------------------------------------------------------- */
+
+enum { SEG_FREE, SEG_PROBATION, SEG_MAIN, SEG_PINNED };
+
+struct fifo_ent {
+	uint32_t slot;
+	uint32_t admission; /* must equal adm[slot] to be current */
+};
+
+struct stream {
+	uint64_t next; /* byte offset the stream continues at */
+	uint64_t run;  /* chunks read in a row */
+	uint64_t used; /* LRU stamp */
+};
+
+struct policy {
+	pthread_mutex_t lock; /* everything below but hit[] and stats */
+	uint64_t nslots;
+	uint32_t half_life, ghost_heat;
+	uint64_t prob_target; /* slots probation may hold */
+	policy_heat_fn heat_of;
+	void *opaque;
+
+	uint8_t *seg;
+	uint8_t *hit; /* atomic bytes */
+	uint64_t *owner;
+	uint32_t *adm;
+	uint64_t nprob, nmain, npinned;
+
+	/* Probation FIFO: a deque, since sequential admissions go to the
+	 * head.  Capacity 2 * nslots: stale entries are dropped when the
+	 * ring is full by compaction. */
+	struct fifo_ent *fifo;
+	uint64_t fcap, fhead, flen;
+
+	struct stream streams[POLICY_STREAMS]; /* atomics, no lock */
+	uint64_t stream_clock;
+	uint64_t rng;
+
+	struct policy_stats st;
+};
+
+static uint64_t rnd(struct policy *p)
+{
+	uint64_t z = (p->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+struct policy *policy_new(const struct policy_conf *conf,
+			  policy_heat_fn heat_of, void *opaque)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+	uint64_t n = conf->nslots;
+
+	if (!p)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	p->nslots = n;
+	p->half_life = conf->half_life ? conf->half_life : 3600;
+	p->ghost_heat = conf->ghost_heat ? conf->ghost_heat : 2 * HEAT_ONE;
+	p->prob_target =
+		n * (conf->probation_pct ? conf->probation_pct : 10) / 100;
+	if (p->prob_target < 1)
+		p->prob_target = 1;
+	p->heat_of = heat_of;
+	p->opaque = opaque;
+	p->rng = conf->seed ? conf->seed : 0x7469657262640001ull;
+	p->fcap = 2 * n + 16;
+	p->seg = calloc(n, 1);
+	p->hit = calloc(n, 1);
+	p->owner = calloc(n, sizeof(*p->owner));
+	p->adm = calloc(n, sizeof(*p->adm));
+	p->fifo = calloc(p->fcap, sizeof(*p->fifo));
+	if (!p->seg || !p->hit || !p->owner || !p->adm || !p->fifo) {
+		policy_free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	p->st.meta_bytes = sizeof(*p) +
+			   n * (1 + 1 + sizeof(*p->owner) + sizeof(*p->adm)) +
+			   p->fcap * sizeof(*p->fifo);
+	return p;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	free(p->seg);
+	free(p->hit);
+	free(p->owner);
+	free(p->adm);
+	free(p->fifo);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+bool policy_note_io(struct policy *p, uint64_t off, uint64_t len,
+		    unsigned chunk_shift)
+{
+	/* Lock-free: this runs on every request.  A stream continues only
+	 * for the thread whose compare-and-swap moves its end; races make
+	 * the detection approximate, never wrong about data. */
+	uint64_t clock =
+		__atomic_add_fetch(&p->stream_clock, 1, __ATOMIC_RELAXED);
+	struct stream *lru = &p->streams[0];
+	uint64_t lru_used = UINT64_MAX;
+
+	for (unsigned i = 0; i < POLICY_STREAMS; i++) {
+		struct stream *s = &p->streams[i];
+		uint64_t next = __atomic_load_n(&s->next, __ATOMIC_RELAXED);
+		uint64_t used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
+
+		if (used && next == off &&
+		    __atomic_compare_exchange_n(&s->next, &next, off + len,
+						false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			/* Count chunks crossed, not requests. */
+			uint64_t crossed = ((off + len) >> chunk_shift) -
+					   (off >> chunk_shift);
+			uint64_t run = __atomic_add_fetch(&s->run, crossed,
+							  __ATOMIC_RELAXED);
+			__atomic_store_n(&s->used, clock, __ATOMIC_RELAXED);
+			if (run >= POLICY_SEQ_MIN &&
+			    run - crossed < POLICY_SEQ_MIN)
+				__atomic_add_fetch(&p->st.seq_streams, 1,
+						   __ATOMIC_RELAXED);
+			return run >= POLICY_SEQ_MIN;
+		}
+		if (used < lru_used) {
+			lru = &p->streams[i];
+			lru_used = used;
+		}
+	}
+	__atomic_store_n(&lru->run, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&lru->next, off + len, __ATOMIC_RELAXED);
+	__atomic_store_n(&lru->used, clock, __ATOMIC_RELAXED);
+	return false;
+}
+
+void policy_touch(struct policy *p, uint32_t *heat, uint32_t *tick,
+		  uint32_t now, bool sequential)
+{
+	heat_touch(heat, tick, now, p->half_life,
+		   sequential ? HEAT_SEQ : HEAT_ONE);
+}
+
+void policy_hit(struct policy *p, uint32_t slot)
+{
+	if (!__atomic_load_n(&p->hit[slot], __ATOMIC_RELAXED))
+		__atomic_store_n(&p->hit[slot], 1, __ATOMIC_RELAXED);
+}
+
+/* Drop stale entries so that one more fits.  Lock held. */
+static void fifo_compact(struct policy *p)
+{
+	uint64_t w = 0;
+
+	for (uint64_t i = 0; i < p->flen; i++) {
+		struct fifo_ent e = p->fifo[(p->fhead + i) % p->fcap];
+		if (p->seg[e.slot] == SEG_PROBATION &&
+		    p->adm[e.slot] == e.admission)
+			p->fifo[w++] = e;
+	}
+	p->fhead = 0;
+	p->flen = w;
+}
+
+static void fifo_push(struct policy *p, uint32_t slot, bool at_head)
+{
+	struct fifo_ent e = { slot, p->adm[slot] };
+
+	if (p->flen == p->fcap)
+		fifo_compact(p);
+	if (at_head) {
+		p->fhead = (p->fhead + p->fcap - 1) % p->fcap;
+		p->fifo[p->fhead] = e;
+	} else {
+		p->fifo[(p->fhead + p->flen) % p->fcap] = e;
+	}
+	p->flen++;
+}
+
+static void set_seg(struct policy *p, uint32_t slot, uint8_t seg)
+{
+	switch (p->seg[slot]) {
+	case SEG_PROBATION:
+		p->nprob--;
+		break;
+	case SEG_MAIN:
+		p->nmain--;
+		break;
+	case SEG_PINNED:
+		p->npinned--;
+		break;
+	}
+	p->seg[slot] = seg;
+	switch (seg) {
+	case SEG_PROBATION:
+		p->nprob++;
+		break;
+	case SEG_MAIN:
+		p->nmain++;
+		break;
+	case SEG_PINNED:
+		p->npinned++;
+		break;
+	}
+}
+
+void policy_admit(struct policy *p, uint32_t slot, uint64_t chunk,
+		  uint32_t heat, bool sequential, bool pinned)
+{
+	SCOPED_LOCK(&p->lock);
+	p->owner[slot] = chunk;
+	p->adm[slot]++;
+	__atomic_store_n(&p->hit[slot], 0, __ATOMIC_RELAXED);
+	if (pinned) {
+		set_seg(p, slot, SEG_PINNED);
+	} else if (!sequential && heat >= p->ghost_heat) {
+		set_seg(p, slot, SEG_MAIN);
+		p->st.ghost_admits++;
+	} else {
+		set_seg(p, slot, SEG_PROBATION);
+		fifo_push(p, slot, sequential);
+		if (sequential)
+			p->st.seq_admits++;
+	}
+}
+
+void policy_remove(struct policy *p, uint32_t slot)
+{
+	SCOPED_LOCK(&p->lock);
+	set_seg(p, slot, SEG_FREE);
+	p->adm[slot]++; /* its FIFO entry, if any, is now stale */
+}
+
+void policy_pin(struct policy *p, uint32_t slot, bool pinned)
+{
+	SCOPED_LOCK(&p->lock);
+	if (p->seg[slot] == SEG_FREE)
+		return;
+	if (pinned) {
+		set_seg(p, slot, SEG_PINNED);
+		p->adm[slot]++;
+	} else if (p->seg[slot] == SEG_PINNED) {
+		set_seg(p, slot, SEG_MAIN);
+	}
+}
+
+void policy_skip(struct policy *p, uint32_t slot)
+{
+	SCOPED_LOCK(&p->lock);
+	if (p->seg[slot] == SEG_PROBATION) {
+		/* Dirty or busy at the head: let it age in MAIN instead. */
+		set_seg(p, slot, SEG_MAIN);
+		p->adm[slot]++;
+	}
+}
+
+/* The oldest current probation slot, promoting those hit meanwhile.
+ * Lock held. */
+static int probation_victim(struct policy *p, uint32_t *slot)
+{
+	while (p->flen) {
+		struct fifo_ent e = p->fifo[p->fhead];
+
+		p->fhead = (p->fhead + 1) % p->fcap;
+		p->flen--;
+		if (p->seg[e.slot] != SEG_PROBATION ||
+		    p->adm[e.slot] != e.admission)
+			continue; /* stale */
+		if (__atomic_exchange_n(&p->hit[e.slot], 0, __ATOMIC_RELAXED)) {
+			set_seg(p, e.slot, SEG_MAIN);
+			p->st.promotions++;
+			continue;
+		}
+		/* Put it back at the head: it leaves only when the caller
+		 * evicts it (policy_remove) or skips it. */
+		p->fhead = (p->fhead + p->fcap - 1) % p->fcap;
+		p->flen++;
+		*slot = e.slot;
+		p->st.victims_probation++;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* The coolest of a random sample of MAIN slots.  Lock held. */
+static int main_victim(struct policy *p, uint32_t now, uint32_t *slot)
+{
+	uint32_t best_heat = UINT32_MAX;
+	bool found = false;
+	unsigned tries = POLICY_SAMPLE * 4;
+
+	for (unsigned got = 0; got < POLICY_SAMPLE && tries--;) {
+		uint32_t s = (uint32_t)(rnd(p) % p->nslots);
+		uint32_t heat, tick, h;
+
+		if (p->seg[s] != SEG_MAIN)
+			continue;
+		got++;
+		p->heat_of(p->opaque, p->owner[s], &heat, &tick);
+		h = heat_at(heat, tick, now, p->half_life);
+		if (!found || h < best_heat) {
+			best_heat = h;
+			*slot = s;
+			found = true;
+		}
+	}
+	if (!found) {
+		/* MAIN is sparse among the slots: walk to find one. */
+		uint64_t start = rnd(p) % p->nslots;
+		for (uint64_t i = 0; i < p->nslots; i++) {
+			uint32_t s = (uint32_t)((start + i) % p->nslots);
+			if (p->seg[s] == SEG_MAIN) {
+				*slot = s;
+				found = true;
+				break;
+			}
+		}
+	}
+	if (!found)
+		return -ENOENT;
+	p->st.victims_main++;
+	return 0;
+}
+
+int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
+		  uint64_t *chunk)
+{
+	int r;
+
+	SCOPED_LOCK(&p->lock);
+	/* S3-FIFO: take from probation while it is over its share (or MAIN
+	 * has nothing to give), else from MAIN. */
+	if (p->nprob > p->prob_target || p->nmain == 0) {
+		r = probation_victim(p, slot);
+		if (r == 0) {
+			*chunk = p->owner[*slot];
+			return 0;
+		}
+	}
+	r = main_victim(p, now, slot);
+	if (r < 0)
+		r = probation_victim(p, slot);
+	if (r == 0)
+		*chunk = p->owner[*slot];
+	return r;
+}
+
+uint32_t policy_half_life(const struct policy *p)
+{
+	return p->half_life;
+}
+
+void policy_get_stats(struct policy *p, struct policy_stats *out)
+{
+	SCOPED_LOCK(&p->lock);
+	*out = p->st;
+	out->probation = p->nprob;
+	out->main = p->nmain;
+	out->pinned = p->npinned;
+}
