@@ -368,6 +368,13 @@ class Device:
     def stop(self):
         self.server.stop()
 
+    def forget_cache(self):
+        """Lose the cache directory (the device is stopped): the next
+        start() reopens the device from the store's newest commit, with
+        every chunk cold."""
+        shutil.rmtree(self.cache)
+        self.created = False
+
     def crash(self):
         self.server.kill()
 
