@@ -71,9 +71,13 @@ struct chunk_ent {
 	uint64_t hash;  /* XXH3_64bits of the clean content (COLD, CLEAN) */
 	uint32_t heat;  /* decayed access score (policy) */
 	uint32_t tick;  /* policy tick of the last update of heat */
-} __attribute__((packed));
+};
 
+/* Naturally aligned, no padding: the layout above, on every ABI we build
+ * for (the map is mmapped, so entries must be accessed in place). */
 _Static_assert(sizeof(struct chunk_ent) == 32, "chunk_ent is 32 bytes");
+_Static_assert(__builtin_offsetof(struct chunk_ent, gen) == 8, "gen at 8");
+_Static_assert(__builtin_offsetof(struct chunk_ent, heat) == 24, "heat at 24");
 
 struct superblock {
 	uint32_t flags;
@@ -94,13 +98,15 @@ void sb_encode(const struct superblock *sb, void *buf);
 /* Decode and validate buf (len bytes).  Returns 0, or
  * -EBADMSG (not a superblock, truncated, bad hash, inconsistent fields:
  * chunk_shift out of range, nchunks != DIV_ROUND_UP(size, chunk),
- * store_spec not terminated), or -ENOTSUP (unknown version). */
+ * store_spec not terminated), or -ENOTSUP (unknown version or flags). */
 int sb_decode(const void *buf, size_t len, struct superblock *sb);
 
-/* Validate the entries of a map: states and flags in range, HOT entries
+/* Validate the entries of a map: states in range (any flags), HOT entries
  * with slot < nslots, other entries with SLOT_NONE, COLD/HOT_CLEAN with
- * gen != 0 and gen < gen_reserved, no slot claimed twice.  On the first
- * bad entry returns -EBADMSG and sets *bad to its index. */
+ * gen != 0 and gen < gen_reserved, HOT_DIRTY with gen 0 or below
+ * gen_reserved, ABSENT with gen 0, no slot claimed twice.  On the first
+ * bad entry returns -EBADMSG and sets *bad to its index (-ENOMEM if the
+ * slot bitmap cannot be allocated). */
 int map_check(const struct chunk_ent *ents, uint64_t nchunks,
 	      const struct superblock *sb, uint64_t *bad);
 
