@@ -36,7 +36,9 @@ uint32_t heat_at(uint32_t heat, uint32_t tick, uint32_t now, uint32_t half_life)
 	if (halves >= 32)
 		return 0;
 	frac = (dt % half_life) * 16 / half_life;
-	h = (uint64_t)(heat >> halves) * frac_pow2[frac] >> 16;
+	h = heat >> halves;
+	if (frac)
+		h = h * frac_pow2[frac] >> 16;
 	return (uint32_t)h;
 }
 
