@@ -30,6 +30,8 @@ Environment:
   TIERBD_TEST_SEED       seed for the random operations (printed by every
                          test so a failure can be replayed).
   TIERBD_TEST_KEEP=1     keep the work directory (printed) after the test.
+  TIERBD_TEST_TMPDIR     where work directories go (default: $TMPDIR or
+                         /tmp; keep it short: sockets live there).
   TIERBD_TEST_VERBOSE=1  run nbdkit with -v (log in the work directory).
   TIERBD_TEST_FAKE=file  developer aid: serve the device with nbdkit's
                          `file` plugin instead of tierbd, to debug the
@@ -160,11 +162,10 @@ class Nbdkit:
     """One nbdkit serving `args` (plugin and parameters) on a unix socket
     in the work directory.  Always stopped by its own PID."""
 
-    def __init__(self, wd, args, name="nbdkit", extra_opts=()):
+    def __init__(self, wd, args, name="nbdkit"):
         self.wd = wd
         self.args = list(args)
         self.name = name
-        self.extra_opts = list(extra_opts)
         self.sock = wd.sub(name + ".sock")
         self.pidfile = wd.sub(name + ".pid")
         self.logpath = wd.sub(name + ".log")
@@ -175,7 +176,7 @@ class Nbdkit:
 
     def command(self):
         cmd = ["nbdkit", "-f", "--exit-with-parent", "-U", self.sock,
-               "-P", self.pidfile] + self.extra_opts
+               "-P", self.pidfile]
         if os.environ.get("TIERBD_TEST_VERBOSE"):
             cmd.append("-v")
         return cmd + self.args
@@ -192,7 +193,6 @@ class Nbdkit:
         logf.write("==== start %d: %s\n" % (self.starts,
                                             " ".join(self.command())))
         logf.flush()
-        self.log_offset = logf.tell()
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=logf, stderr=subprocess.STDOUT,
                                      env=nbdkit_env())
@@ -268,9 +268,6 @@ class Nbdkit:
         proc.wait()
         if not quiet:
             self.check_log()
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
 
     def read_log(self, tail=200):
         try:
@@ -495,9 +492,10 @@ class Model:
         exp = self.data[offset:offset + len(got)]
         if got != exp:
             i = next(i for i in range(len(got)) if got[i] != exp[i])
-            j = i
+            j = i   # end of the first run of wrong bytes
             while j < len(got) and got[j] != exp[j]:
                 j += 1
+            nbad = sum(1 for a, b in zip(got, exp) if a != b)
             bs = (offset + i) // BLOCK * BLOCK
             why = ""
             if bs >= offset and bs + BLOCK <= offset + len(got):
@@ -507,13 +505,14 @@ class Model:
                                                         BLOCK))
             raise TestFailure(
                 "%s [%d, +%d): first wrong byte at device offset %d "
-                "(0x%x, chunk %d): expected %s got %s; %d bytes differ from "
-                "there%s%s" % (what, offset, len(got), offset + i, offset + i,
-                               (offset + i) // self.chunk_size,
-                               bytes(exp[i:i + 8]).hex(),
-                               bytes(got[i:i + 8]).hex(), j - i,
-                               " (reads zeros)" if not any(got[i:j]) else "",
-                               why))
+                "(0x%x, chunk %d): expected %s got %s; %d bytes of the read "
+                "differ%s%s" % (what, offset, len(got), offset + i, offset + i,
+                                (offset + i) // self.chunk_size,
+                                bytes(exp[i:i + 8]).hex(),
+                                bytes(got[i:i + 8]).hex(), nbad,
+                                " (reads zeros there)"
+                                if not any(got[i:j]) and not why else "",
+                                why))
 
     def _byte_ok(self, b, i, v):
         for lo, hi, buf, fua in reversed(self.hist[b]):
