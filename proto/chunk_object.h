@@ -51,9 +51,10 @@ long chunk_obj_encode(struct chunk_obj_info *info, const void *data,
  * Checks magic, version, sizes, both hashes, and that the index,
  * generation, device id and raw length equal *expect (fields of expect
  * that are ~0 are not checked; raw_len must then fit data_size).  On
- * success fills *got (may be NULL) and returns 0.  Errors:
+ * success fills *got (may be NULL) and returns 0; on -ESTALE, *got says
+ * what was found.  Errors:
  *   -EBADMSG   not an object, truncated, corrupt, or hash mismatch
- *   -ENOTSUP   a version this code does not know
+ *   -ENOTSUP   a version (or flag) this code does not know
  *   -ESTALE    a valid object, but not the expected index/gen/device
  * Never reads outside obj[0..len) nor writes outside data[0..data_size). */
 int chunk_obj_decode(const void *obj, size_t len,
