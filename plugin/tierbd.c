@@ -163,6 +163,8 @@ static int tierbd_config(const char *key, const char *value)
 		conf.pins = value;
 		return 0;
 	}
+	if (strcmp(key, "takeover") == 0)
+		return parse_bool(key, value, &conf.takeover);
 	if (strcmp(key, "trace") == 0) {
 		conf.trace_path = value;
 		return 0;
@@ -267,6 +269,8 @@ static int tierbd_config_complete(void)
 	"probation=PCT          share for newly cached chunks (10)\n"         \
 	"pin=START-END[,...]    byte ranges kept hot (END excluded)\n"        \
 	"trace=FILE             append one line per request\n"                \
+	"takeover=BOOL          take the device from another host's\n"       \
+	"                       lease (its host is gone for good)\n"         \
 	"commit-interval=SEC    commit to the store this often when\n"        \
 	"                       something changed (default 5)\n"              \
 	"s3-endpoint=URL        http(s)://host[:port] (default AWS)\n"        \

@@ -299,6 +299,11 @@ static int commit_once(struct device *d, bool urgent)
 	if (r < 0)
 		return r;
 
+	/* Still ours?  (Also renews the lease.) */
+	r = lease_renew(d);
+	if (r == -EBUSY)
+		return r;
+
 	/* Superseded before now: not named by the commit about to be made. */
 	struct pending_del *dels;
 	size_t ndels;
@@ -344,6 +349,12 @@ static void *commit_worker(void *arg)
 			d->committed_version;
 		bool wanted = req != d->commit_done_req;
 
+		if (!d->fenced && time(NULL) - d->lease_renewed >= 30) {
+			pthread_mutex_unlock(&d->commit_lock);
+			lease_renew(d);
+			pthread_mutex_lock(&d->commit_lock);
+			continue;
+		}
 		if (!wanted && !(changed && d->commit_due)) {
 			struct timespec ts;
 			deadline(&ts, d->commit_interval_ms);
@@ -360,6 +371,11 @@ static void *commit_worker(void *arg)
 			d->commit_done_req = req;
 			d->commit_due = false;
 			pthread_cond_broadcast(&d->commit_cond);
+		} else if (d->fenced) {
+			/* Taken over: wake the waiters (they fail), and
+			 * commit no more. */
+			pthread_cond_broadcast(&d->commit_cond);
+			pthread_cond_wait(&d->commit_cond, &d->commit_lock);
 		} else if (!d->commit_stop) {
 			struct timespec ts;
 			deadline(&ts, COMMIT_RETRY_MS);
@@ -379,10 +395,10 @@ int commit_request_wait(struct device *d)
 	pthread_mutex_lock(&d->commit_lock);
 	mine = ++d->commit_requests;
 	pthread_cond_broadcast(&d->commit_cond);
-	while (!d->commit_stop && d->commit_done_req < mine)
+	while (!d->commit_stop && !d->fenced && d->commit_done_req < mine)
 		pthread_cond_wait(&d->commit_cond, &d->commit_lock);
 	if (d->commit_done_req < mine)
-		r = -ESHUTDOWN;
+		r = d->fenced ? -EIO : -ESHUTDOWN;
 	pthread_mutex_unlock(&d->commit_lock);
 	return r;
 }

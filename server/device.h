@@ -47,6 +47,7 @@ struct device_conf {
 	unsigned probation_pct;	     /* new chunks' segment; default 10 */
 	const char *pins;	     /* "START-END,..." to pin at open */
 	const char *trace_path;	     /* append one line per request */
+	bool takeover;		     /* take the device from another owner */
 	unsigned commit_interval_ms; /* default 5000 */
 	bool readonly;
 };

@@ -70,6 +70,11 @@ struct device {
 	bool bg_stop, bg_running;
 	pthread_t bg_thread;
 
+	/* lease (lease.c) */
+	char owner[33];	      /* this cache directory's owner token */
+	time_t lease_renewed; /* commit worker only */
+	bool fenced;	      /* taken over by another owner: no commits */
+
 	/* request trace (trace=) */
 	FILE *trace;
 	pthread_mutex_t trace_lock;
@@ -145,6 +150,11 @@ static inline void *chunk_buf_alloc(struct device *d)
 		return NULL;
 	return p;
 }
+
+/* lease.c: one owner at a time (see the file's top comment). */
+int lease_acquire(struct device *d, bool takeover);
+int lease_renew(struct device *d);
+void lease_release(struct device *d);
 
 /* device.c */
 uint32_t dev_now(const struct device *d); /* policy clock: device age, s */

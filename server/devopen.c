@@ -716,7 +716,9 @@ struct device *device_open(const struct device_conf *conf)
 		err = ENOTSUP;
 		goto fail;
 	}
-	r = load_map(d, !(d->sb.flags & SB_F_CLEAN));
+	r = lease_acquire(d, conf->takeover);
+	if (r == 0)
+		r = load_map(d, !(d->sb.flags & SB_F_CLEAN));
 	if (r == 0)
 		r = load_policy(d, conf, nslots);
 	if (r == 0 && conf->pins)
@@ -769,8 +771,11 @@ fail:
 		device_close(d);
 	}
 	if (created_files) {
+		CLEANUP_FREE char *owner = path_join(conf->cache_dir, "owner");
 		unlink(map_path);
 		unlink(slots_path);
+		if (owner)
+			unlink(owner);
 	}
 	if (created_dir)
 		rmdir(conf->cache_dir);
@@ -791,6 +796,10 @@ void device_close(struct device *d)
 		 * versions go. */
 		commit_final(d);
 		commit_final(d);
+		/* Nothing left here that the store lacks: let it go. */
+		if (!__atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) &&
+		    d->map_version == d->committed_version)
+			lease_release(d);
 	}
 	if (d->map && !d->readonly) {
 		/* Dirty chunks stay dirty: the next open pushes them.  Clean
