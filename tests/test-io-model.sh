@@ -4,7 +4,8 @@
 # against a model of the device; then concurrent requests on all
 # connections; the whole device is read back after every clean restart.
 # The cache is a quarter of the device, so chunks are evicted, uploaded
-# and fetched back from the store during the run.
+# and fetched back from the store during the run; each round uses another
+# write-back delay (0 ms: uploads race with the writes).
 source "$(dirname "$0")/functions.sh"
 requires_harness
 run_py <<'EOF'
@@ -14,8 +15,8 @@ def body(wd):
     rng = t.get_rng()
     dev = t.Device(wd, size="16M", chunk_size="64K", cache_size="4M",
                    writeback_delay=20, push_threads=2)
-    for rnd in range(4):
-        dev.start()
+    for rnd, delay in enumerate((0, 20, 1000, 5)):
+        dev.start(writeback_delay=delay)
         hs = dev.connect(3)
         if rnd == 0:
             h = hs[0]
