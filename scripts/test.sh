@@ -25,9 +25,9 @@ buildroot=${TIERBD_BUILDROOT:-$top}
 t0=$SECONDS
 export DEBIAN_FRONTEND=noninteractive
 
-# nbdfuse is listed for clarity: on Debian 12 it is no package of its
-# own (/usr/bin/nbdfuse is in libnbd-bin); names apt does not know are
-# reported and skipped.
+# nbdfuse is a virtual package on Debian 12 (provided by libnbd-bin): a
+# name counts as installed when a package providing it is.  Names apt
+# does not know at all are reported and skipped.
 packages=(
 	nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin nbdfuse python3-libnbd
 	liburing-dev liblz4-dev libxxhash-dev libcurl4-openssl-dev libssl-dev
@@ -43,10 +43,25 @@ has_candidate() {
 	apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
 }
 
+# providers NAME: the packages that provide a virtual package NAME.
+providers() {
+	apt-cache showpkg "$1" 2>/dev/null |
+		sed -n '/^Reverse Provides:/,$p' | awk 'NR > 1 { print $1 }'
+}
+
+installed() {
+	local p
+	dpkg -s "$1" >/dev/null 2>&1 && return 0
+	for p in $(providers "$1"); do
+		dpkg -s "$p" >/dev/null 2>&1 && return 0
+	done
+	return 1
+}
+
 install_packages() {
 	local p missing=() install=() unknown=() updated= sudo=()
 	for p in "${packages[@]}"; do
-		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+		installed "$p" || missing+=("$p")
 	done
 	if [ ${#missing[@]} -eq 0 ]; then
 		echo "all ${#packages[@]} packages are installed"
@@ -68,11 +83,14 @@ install_packages() {
 		updated=1
 	fi
 	for p in "${missing[@]}"; do
-		if has_candidate "$p"; then install+=("$p"); else unknown+=("$p"); fi
+		if has_candidate "$p" || [ -n "$(providers "$p")" ]; then
+			install+=("$p")
+		else
+			unknown+=("$p")
+		fi
 	done
 	if [ ${#unknown[@]} -gt 0 ]; then
-		echo "not packages on this release, skipped: ${unknown[*]}" \
-			"(Debian 12: nbdfuse is in libnbd-bin)"
+		echo "no such packages on this release, skipped: ${unknown[*]}"
 	fi
 	[ ${#install[@]} -eq 0 ] && return 0
 	if [ -z "$updated" ]; then
