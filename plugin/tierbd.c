@@ -16,12 +16,22 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "../server/control.h"
 #include "../server/device.h"
+#include "../server/metrics.h"
+#include "../server/probe.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 static struct device_conf conf;
 static struct device *dev;
+/* Observability (issue 6): the kernel probe, the control socket and the
+ * metrics endpoint; opened in .get_ready, threads in .after_fork. */
+static struct probe *probe;
+static struct control *control;
+static struct metrics *metrics;
+static const char *control_path; /* control=; NULL: CACHE_DIR/control */
+static const char *metrics_spec; /* metrics=; NULL: none */
 static char *secret_key; /* from nbdkit_read_password; never printed */
 
 static void plugin_log(void *opaque, enum log_level level, const char *fmt,
@@ -50,6 +60,7 @@ static void tierbd_load(void)
 	device_conf_init(&conf);
 	conf.log.fn = plugin_log;
 	conf.store.log = conf.log;
+	conf.probe_latency_limit_us = 50 * 1000;
 }
 
 static void tierbd_unload(void)
@@ -177,6 +188,49 @@ static int tierbd_config(const char *key, const char *value)
 		return 0;
 	}
 
+	/* kernel probe, control socket, metrics */
+	if (strcmp(key, "probe") == 0) {
+		int m = probe_parse_mode(value);
+		if (m < 0) {
+			nbdkit_error("probe=%s: use probe=auto (load the kernel "
+				     "I/O probe when permitted; the default), "
+				     "probe=on (refuse to start without it) or "
+				     "probe=off",
+				     value);
+			return -1;
+		}
+		conf.probe = m;
+		return 0;
+	}
+	if (strcmp(key, "probe-dev") == 0) {
+		conf.probe_devs = value;
+		return 0;
+	}
+	if (strcmp(key, "probe-latency-limit") == 0) {
+		/* milliseconds, decimals allowed: 0.05 is 50 us */
+		char *end;
+		double ms = strtod(value, &end);
+		if (end == value || *end || !(ms >= 0 && ms <= 60000)) {
+			nbdkit_error("probe-latency-limit=%s: milliseconds from "
+				     "0 (never slow background work) to 60000; "
+				     "decimals allowed (0.5)",
+				     value);
+			return -1;
+		}
+		conf.probe_latency_limit_us = (unsigned)(ms * 1000 + 0.5);
+		if (ms > 0 && conf.probe_latency_limit_us == 0)
+			conf.probe_latency_limit_us = 1;
+		return 0;
+	}
+	if (strcmp(key, "control") == 0) {
+		control_path = value;
+		return 0;
+	}
+	if (strcmp(key, "metrics") == 0) {
+		metrics_spec = value;
+		return 0;
+	}
+
 	/* S3 store */
 	if (strcmp(key, "s3-endpoint") == 0) {
 		s->s3_endpoint = value;
@@ -291,6 +345,44 @@ static int tierbd_get_ready(void)
 	dev = device_open(&conf);
 	if (!dev)
 		return -1; /* the engine said why */
+
+	/* Observability: bound here, so that a bad parameter stops nbdkit
+	 * before it serves; the threads start in .after_fork. */
+	probe = probe_open_device(dev, &conf);
+	if (!probe)
+		return -1; /* probe=on, or a bad probe-dev=: said why */
+	if (metrics_spec) {
+		struct metrics_conf mc = { .log = conf.log, .addr = metrics_spec,
+					   .dev = dev, .probe = probe };
+		metrics = metrics_open(&mc);
+		if (!metrics)
+			return -1;
+		nbdkit_debug("metrics on http://%s/metrics",
+			     metrics_addr(metrics));
+	}
+	if (!control_path || (strcmp(control_path, "off") != 0 &&
+			      strcmp(control_path, "none") != 0)) {
+		char *def = NULL;
+		struct control_conf cc = {
+			.log = conf.log, .path = control_path,
+			.cache_dir = conf.cache_dir,
+			.dev = dev, .probe = probe,
+			.metrics_addr = metrics ? metrics_addr(metrics) : NULL
+		};
+		if (!control_path &&
+		    asprintf(&def, "%s/control", conf.cache_dir) < 0)
+			return -1;
+		if (def)
+			cc.path = def;
+		control = control_open(&cc);
+		if (!control && control_path)
+			return -1; /* asked for: said why */
+		if (!control)
+			fprintf(stderr, "nbdkit: tierbd: warning: no control "
+					"socket at %s; running without it\n",
+				cc.path);
+		free(def);
+	}
 	return 0;
 }
 
@@ -302,6 +394,9 @@ static int tierbd_after_fork(void)
 		nbdkit_error("starting background workers: %s", strerror(-r));
 		return -1;
 	}
+	if ((metrics && metrics_start(metrics) < 0) ||
+	    (control && control_start(control) < 0))
+		return -1; /* said why */
 	return 0;
 }
 
@@ -320,8 +415,16 @@ static void tierbd_cleanup(void)
 			     (unsigned long long)st.evictions,
 			     (unsigned long long)st.checksum_errors);
 	}
+	/* Users of the device first; the probe after the device's
+	 * workers, which it paces. */
+	metrics_close(metrics);
+	metrics = NULL;
+	control_close(control);
+	control = NULL;
 	device_close(dev);
 	dev = NULL;
+	probe_close(probe);
+	probe = NULL;
 }
 
 static void tierbd_dump_plugin(void)

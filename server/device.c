@@ -250,8 +250,12 @@ static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
 	chunk_key(key, sizeof(key), idx, want.generation);
 	data = chunk_buf_alloc(d);
 	r = data ? 0 : -ENOMEM;
-	if (r == 0)
+	if (r == 0) {
+		uint64_t t0 = lat_now_ns(); /* store latency (lathist.h) */
+
 		r = d->store->ops->get(d->store, key, &obj, &objlen);
+		lat_record(d->st.store_get_lat, &d->st.store_get_ns, t0);
+	}
 	if (r < 0) {
 		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": fetch %s: %s", idx,
 		     key, strerror(-r));
@@ -414,7 +418,9 @@ static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
 	STAT_INC(d, hits);
 	if (!seq)
 		policy_hit(d->policy, slot);
+	uint64_t t0 = lat_now_ns(); /* cache latency (lathist.h) */
 	r = cache_read(d->cache, slot, buf, len, off);
+	lat_record(d->st.cache_read_lat, &d->st.cache_read_ns, t0);
 	if (r < 0)
 		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache read: %s",
 		     idx, strerror(-r));
@@ -828,4 +834,14 @@ void device_get_stats(struct device *d, struct device_stats *out)
 	out->commit_seq = d->commit_seq;
 	out->commit_lag = __atomic_load_n(&d->map_version, __ATOMIC_RELAXED) -
 			  d->committed_version;
+	/* queue depths, for the control socket and metrics */
+	out->dirty_bytes = __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) *
+			   d->chunk_size;
+	pthread_mutex_lock(&d->wb_lock);
+	out->wb_queue = d->q_len;
+	out->pending_dels = d->ndels;
+	pthread_mutex_unlock(&d->wb_lock);
+	pthread_mutex_lock(&d->bg_lock);
+	out->pull_queue = d->pull_len;
+	pthread_mutex_unlock(&d->bg_lock);
 }

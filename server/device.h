@@ -21,6 +21,7 @@
 
 #include "../backends/store.h"
 #include "../common/log.h"
+#include "lathist.h"
 
 struct device;
 
@@ -50,7 +51,15 @@ struct device_conf {
 	bool takeover;		     /* take the device from another owner */
 	unsigned commit_interval_ms; /* default 5000 */
 	bool readonly;
+	/* kernel probe (server/probe.h): DEVICE_PROBE_AUTO loads it when
+	 * permitted, ON refuses to start without it, OFF never loads it */
+	int probe;
+	const char *probe_devs;		   /* more devices: "/dev/x,/dev/y" */
+	unsigned probe_latency_limit_us;   /* pace background work above */
 };
+#define DEVICE_PROBE_AUTO 0
+#define DEVICE_PROBE_ON 1
+#define DEVICE_PROBE_OFF 2
 
 /* Fill conf with the defaults above. */
 void device_conf_init(struct device_conf *conf);
@@ -130,6 +139,13 @@ struct device_stats {
 	uint64_t pinned;			/* chunks pinned */
 	uint64_t probation, main, pinned_slots; /* slots by segment */
 	uint64_t promotions, ghost_admits, seq_admits, seq_streams;
+	/* observability: log2 latency histograms (server/lathist.h) of
+	 * cache reads on hits and of store GETs of chunk objects */
+	uint64_t cache_read_lat[LAT_SLOTS], cache_read_ns;
+	uint64_t store_get_lat[LAT_SLOTS], store_get_ns;
+	uint64_t wb_queue, pull_queue, pending_dels; /* queue depths now */
+	uint64_t dirty_bytes;			     /* HOT_DIRTY chunks */
+	uint64_t bg_paced, bg_paced_ms; /* background work slowed (probe) */
 };
 
 void device_get_stats(struct device *dev, struct device_stats *out);

@@ -119,6 +119,10 @@ struct device {
 	size_t gc_nbatch;	      /* (commit worker only) */
 
 	struct device_stats st; /* counters, updated with atomics */
+
+	/* The kernel I/O probe pacing background work (probe.c), or NULL;
+	 * set by probe_open_device, owned by its caller, outlives us. */
+	struct probe *probe;
 };
 
 #define STAT_ADD(d, f, n) __atomic_fetch_add(&(d)->st.f, (n), __ATOMIC_RELAXED)
@@ -188,6 +192,10 @@ void wb_throttle(struct device *d);
 void wb_kick(struct device *d, bool urgent_start);
 void wb_unurge(struct device *d);
 void wb_stop(struct device *d);
+
+/* probe.c: before a background transfer, wait while the probe says the
+ * cache device is overloaded.  No lock held. */
+void dev_bg_pace(struct device *d);
 
 /* commit.c: commits in the store, deletion of superseded versions. */
 struct commit_info;

@@ -86,6 +86,7 @@ static void *bg_worker(void *arg)
 			d->pull_head = (d->pull_head + 1) % d->pull_cap;
 			d->pull_len--;
 			pthread_mutex_unlock(&d->bg_lock);
+			dev_bg_pace(d); /* probe.c: yield to clients */
 			if (dev_prefetch(d, idx) < 0)
 				STAT_INC(d, prefetch_errors);
 			pthread_mutex_lock(&d->bg_lock);

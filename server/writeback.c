@@ -260,6 +260,10 @@ static void *wb_worker(void *arg)
 		d->q_head = (d->q_head + 1) % d->q_cap;
 		d->q_len--;
 		pthread_mutex_unlock(&d->wb_lock);
+		/* Kernel probe (probe.c): while the cache device's p99
+		 * latency is over probe-latency-limit, sleep a little
+		 * before reading a slot to push it, so clients go first. */
+		dev_bg_pace(d);
 		push_chunk(d, it.idx, data, enc, enc_size);
 		pthread_mutex_lock(&d->wb_lock);
 	}
