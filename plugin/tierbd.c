@@ -327,6 +327,13 @@ static int tierbd_config_complete(void)
 	"                       lease (its host is gone for good)\n"         \
 	"commit-interval=SEC    commit to the store this often when\n"        \
 	"                       something changed (default 5)\n"              \
+	"probe=auto|on|off      kernel I/O probe (default auto: when\n"       \
+	"                       permitted)\n"                                 \
+	"probe-dev=DEV[,...]    more block devices for the probe to watch\n"  \
+	"probe-latency-limit=MS slow background work while the cache\n"       \
+	"                       device's p99 is above (default 50; 0 off)\n"  \
+	"control=PATH|off       control socket (default CACHE_DIR/control)\n" \
+	"metrics=ADDR:PORT      Prometheus metrics on a loopback address\n"   \
 	"s3-endpoint=URL        http(s)://host[:port] (default AWS)\n"        \
 	"s3-region=REGION       signing region (default us-east-1)\n"         \
 	"s3-virtual-host=BOOL   BUCKET.host addressing (default false)\n"     \
