@@ -120,6 +120,9 @@ int ctl_req_decode(const char *line, size_t len, struct ctl_req *out,
 			    memcmp(verbs[i], p, vlen) == 0)
 				v = i;
 		if (v < 0) {
+			if (vlen == 0)
+				return fail(err, errlen, -EBADMSG,
+					    "an empty verb (two spaces?)");
 			for (size_t i = 0; i < vlen; i++)
 				if (p[i] < 'a' || p[i] > 'z')
 					return fail(err, errlen, -EBADMSG,

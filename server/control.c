@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../common/cleanup.h"
+#include "../common/util.h"
 #include "../proto/control.h"
 #include "control.h"
 
@@ -357,16 +358,20 @@ static int do_drain(struct control *c, int fd)
 	tlog(&c->conf.log, LOG_INFO, "control: drain of %llu dirty bytes",
 	     (unsigned long long)first_dirty);
 	pthread_mutex_lock(&j.lock);
-	while (!j.done) {
+	/* A progress line at once (what there is to push), then one every
+	 * PROGRESS_MS until the drain is done. */
+	for (bool first = true; !j.done; first = false) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += PROGRESS_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&j.done_cond, &j.lock, &ts);
-		if (j.done)
-			break;
+		if (!first) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += PROGRESS_MS * 1000000L;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&j.done_cond, &j.lock, &ts);
+			if (j.done)
+				break;
+		}
 		pthread_mutex_unlock(&j.lock);
 		if (stopping(c) && !said) {
 			tlog(&c->conf.log, LOG_WARN,
@@ -530,13 +535,16 @@ static void *conn_thread(void *arg)
 			/* Read what is left before closing, so the client
 			 * sees the reply and then EOF, not a reset. */
 			shutdown(k->fd, SHUT_WR);
-			for (int i = 0; i < 10 && !stopping(c); i++) {
+			for (size_t left = 1 << 20; left && !stopping(c);) {
 				struct pollfd q = { .fd = k->fd,
 						    .events = POLLIN };
+				char junk[4096];
 
-				if (poll(&q, 1, 100) > 0 &&
-				    recv(k->fd, buf, sizeof(buf), 0) <= 0)
+				if (poll(&q, 1, 1000) <= 0 ||
+				    (n = recv(k->fd, junk, sizeof(junk), 0)) <=
+					    0)
 					break;
+				left -= MIN((size_t)n, left);
 			}
 			break;
 		}
