@@ -285,8 +285,13 @@ static void print_probe_table(const struct ctl_msg *m)
 #define DK(s) DP(pf((char[64]){ 0 }, 64, "%s.%s", dirs[d], s))
 			if (d == 2 && !ctl_msg_u64(m, DK("ops"), 0))
 				continue;
+			char infl[24] = "";
+
+			if (d == 0)
+				pf(infl, sizeof(infl), "%.0f",
+				   ctl_msg_num(m, DP("inflight"), 0));
 			printf("  %-14s %-6s %-6s %12llu %12s %10s %10s %10s "
-			       "%6lld\n",
+			       "%6s\n",
 			       d == 0 ? name : "",
 			       d == 0 ? ctl_msg_str(m, DP("role"), "") : "",
 			       dirs[d],
@@ -296,9 +301,7 @@ static void print_probe_table(const struct ctl_msg *m)
 			       D(ctl_msg_u64(m, DK("latency.p50_ns"), 0)),
 			       D(ctl_msg_u64(m, DK("latency.p90_ns"), 0)),
 			       D(ctl_msg_u64(m, DK("latency.p99_ns"), 0)),
-			       d == 0 ? (long long)ctl_msg_num(
-						m, DP("inflight"), 0)
-				      : 0LL);
+			       infl);
 #undef DK
 		}
 #undef DP
