@@ -12,6 +12,7 @@ build_pkgs=(
 	gcc clang pkg-config meson ninja-build
 	nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
 	liburing-dev liblz4-dev libxxhash-dev libcurl4-openssl-dev libssl-dev
+	libbpf-dev bpftool
 )
 test_pkgs=(
 	"${build_pkgs[@]}"
