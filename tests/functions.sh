@@ -67,15 +67,22 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # nbdkit_env: NAME=VALUE lines, for env(1), that preload the ASan runtime
-# when the build asks for it (the plugin is instrumented, nbdkit is not).
-# start_nbdkit runs `env ... nbdkit` (env execs nbdkit, so $! is nbdkit's
-# own PID, not a subshell's).
+# (and its shim, see tests/meson.build) when the build asks for it: the
+# plugin is instrumented, nbdkit is not.
 nbdkit_env() {
 	if [ -n "${TIERBD_NBDKIT_PRELOAD:-}" ]; then
 		printf '%s\n' \
 			"LD_PRELOAD=$TIERBD_NBDKIT_PRELOAD${LD_PRELOAD:+ $LD_PRELOAD}" \
 			"ASAN_OPTIONS=${TIERBD_NBDKIT_ASAN_OPTIONS:-detect_leaks=0}"
 	fi
+}
+
+# nbdkit_run ARGS...: nbdkit in the foreground (a start that must fail,
+# --run ...) with the same preload as start_nbdkit.
+nbdkit_run() {
+	local -a envs
+	mapfile -t envs < <(nbdkit_env)
+	env "${envs[@]}" nbdkit "$@"
 }
 
 # start_nbdkit SOCK PIDFILE LOG ARGS...: start nbdkit in the background on
@@ -88,6 +95,8 @@ start_nbdkit() {
 	local sock=$1 pidfile=$2 logf=$3 i
 	shift 3
 	rm -f "$sock" "$pidfile"
+	# env(1) directly, not nbdkit_run: a function run in the background
+	# is a subshell, and $! must be nbdkit's own PID.
 	local -a envs
 	mapfile -t envs < <(nbdkit_env)
 	env "${envs[@]}" nbdkit -f --exit-with-parent -U "$sock" -P "$pidfile" \
