@@ -36,6 +36,14 @@ Environment:
   TIERBD_TEST_FAKE=file  developer aid: serve the device with nbdkit's
                          `file` plugin instead of tierbd, to debug the
                          harness itself; tests that need tierbd skip.
+  TIERBD_TEST_STORE=s3   every Device keeps its objects in an S3 bucket
+                         (a fresh prefix per device) instead of a dir:
+                         store; needs S3_ENDPOINT, S3_ACCESS_KEY,
+                         S3_SECRET_KEY (S3_REGION) and
+                         TIERBD_TEST_S3_BUCKET; see tests/store_s3.py and
+                         tests/test-s3-suite.sh.  Tests reach objects
+                         only through Device.store_objects() (StoreObject),
+                         so they run unchanged on both.
 """
 
 import array
@@ -151,6 +159,9 @@ def nbdkit_env():
         env["ASAN_OPTIONS"] = os.environ.get("TIERBD_NBDKIT_ASAN_OPTIONS",
                                              "detect_leaks=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    if store_kind() == "s3":
+        import store_s3
+        env.update(store_s3.env_credentials())
     return env
 
 
@@ -319,12 +330,96 @@ def tierbd_args(cache, size=None, chunk_size=None, cache_size=None,
     return args
 
 
+# -- stores ------------------------------------------------------------------
+
+def store_kind():
+    """'dir' (default) or 's3' (TIERBD_TEST_STORE)."""
+    k = os.environ.get("TIERBD_TEST_STORE") or "dir"
+    if k not in ("dir", "s3"):
+        raise TestFailure("TIERBD_TEST_STORE=%s: use dir or s3" % k)
+    return k
+
+
+class DirStore:
+    """A dir: store's objects as files under root; keys relative to it."""
+
+    kind = "dir"
+
+    def __init__(self, root):
+        self.root = root
+        self.spec = "dir:" + root
+
+    def params(self):
+        return []
+
+    def list(self):
+        out = []
+        for d, _, files in os.walk(self.root):
+            for f in files:
+                p = os.path.join(d, f)
+                out.append((os.path.relpath(p, self.root),
+                            os.path.getsize(p)))
+        return sorted(out)
+
+    def get(self, key):
+        with open(os.path.join(self.root, key), "rb") as f:
+            return f.read()
+
+    def put(self, key, data):
+        with open(os.path.join(self.root, key), "wb") as f:
+            f.write(data)
+
+    def delete(self, key):
+        os.unlink(os.path.join(self.root, key))
+
+
+class StoreObject:
+    """One object of a device's store, whatever the store: `key` as the
+    store names it (chunks/<hex index>/<generation>, log/...), `size`
+    when listed; read(), write(data) (replaces it), truncate(n),
+    delete()."""
+
+    def __init__(self, store, key, size):
+        self.store, self.key, self.size = store, key, size
+
+    def read(self):
+        return self.store.get(self.key)
+
+    def write(self, data):
+        self.store.put(self.key, bytes(data))
+        self.size = len(data)
+
+    def truncate(self, n):
+        self.write(self.read()[:n])
+
+    def delete(self):
+        self.store.delete(self.key)
+
+    def __repr__(self):
+        return "%s:%s" % (self.store.kind, self.key)
+
+
+def make_store(wd, path):
+    """The store of a new device: dir:path, or with TIERBD_TEST_STORE=s3
+    a fresh prefix in the test bucket (named after the work directory and
+    the device, so no two devices share one)."""
+    if store_kind() == "s3":
+        import store_s3
+        return store_s3.S3Store(
+            store_s3.Client.from_env(), "%s-%s/%s" % (
+                os.path.basename(wd.path), os.urandom(3).hex(),
+                os.path.basename(path)))
+    return DirStore(path)
+
+
 class Device:
     """A tierbd device: cache dir `<name>-cache` and store
     `dir:<name>-store` in `parent` (default: the work directory).  The
     first start() creates it with size, chunk-size, cache-size and store;
     later starts pass only cache= and the run-time options, as a user
-    reopening it would."""
+    reopening it would.  With TIERBD_TEST_STORE=s3 the store is a prefix
+    in a bucket (make_store): `store` is then its s3:// spec, and the
+    s3-endpoint= (store_params()) goes with every start."""
 
     def __init__(self, wd, size, chunk_size=64 * KiB, cache_size=None,
                  name="dev", parent=None, **opts):
@@ -334,7 +429,8 @@ class Device:
         self.cache_size = parse_size(cache_size or size)
         parent = parent or wd.path
         self.cache = os.path.join(parent, name + "-cache")
-        self.store = os.path.join(parent, name + "-store")
+        self.objstore = make_store(wd, os.path.join(parent, name + "-store"))
+        self.store = getattr(self.objstore, "root", self.objstore.spec)
         self.opts = opts
         self.created = False
         self.server = Nbdkit(wd, [], name=name)
@@ -342,14 +438,15 @@ class Device:
                            trim="zero" if fake_mode() else "chunks")
 
     def start(self, **opts):
-        o = dict(self.opts)
+        o = dict(p.split("=", 1) for p in self.store_params())
+        o.update(self.opts)
         o.update(opts)
         if self.created:
             self.server.args = tierbd_args(self.cache, **o)
         else:
             self.server.args = tierbd_args(
                 self.cache, size=self.size, chunk_size=self.chunk_size,
-                cache_size=self.cache_size, store="dir:" + self.store, **o)
+                cache_size=self.cache_size, store=self.objstore.spec, **o)
         self.server.start()
         self.created = True
         return self
@@ -375,11 +472,15 @@ class Device:
     def crash(self):
         self.server.kill()
 
+    def store_params(self):
+        """Parameters every start of this device needs besides cache=
+        (s3-endpoint=... for an S3 store; none for dir:)."""
+        return self.objstore.params()
+
     def store_objects(self):
-        out = []
-        for root, _, files in os.walk(self.store):
-            out += [os.path.join(root, f) for f in files]
-        return sorted(out)
+        """[StoreObject] of the device's store, in key order."""
+        return [StoreObject(self.objstore, k, n)
+                for k, n in self.objstore.list()]
 
 
 def _digest(b):
