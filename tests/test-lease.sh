@@ -12,8 +12,18 @@ PY=/usr/bin/python3
 
 wd=$(mktemp -d /tmp/test-lease.XXXXXX)
 on_exit "rm -rf $wd"
-common=(size=8M chunk-size=64K cache-size=1M "store=dir:$wd/store"
-	writeback-delay=0 flush=remote)
+# The store: dir:, or with TIERBD_TEST_STORE=s3 (tests/test-s3-suite.sh)
+# a fresh prefix in the test bucket; s3 holds what every start needs
+# then (the endpoint is not stored in the cache directory).
+store="dir:$wd/store"
+s3=()
+if [ "${TIERBD_TEST_STORE:-dir}" = s3 ]; then
+	store="s3://${TIERBD_TEST_S3_BUCKET:-tierbd-test}/$(basename "$wd")"
+	s3=("s3-endpoint=$S3_ENDPOINT" "s3-region=${S3_REGION:-us-east-1}")
+	export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
+fi
+common=(size=8M chunk-size=64K cache-size=1M "store=$store"
+	writeback-delay=0 flush=remote "${s3[@]}")
 
 # write SOCK OFFSET BYTE: write one chunk of BYTE and flush (to the store)
 write() {
@@ -58,7 +68,7 @@ echo "ok: second process refused: $(grep -o 'in use by host.*' "$wd/b.out" | hea
 # The owner dies; it restarts on its own cache without force.
 kill -9 "$a"; wait "$a" 2>/dev/null || true
 start_nbdkit "$wd/a.sock" "$wd/a.pid" "$wd/a.log" "$TIERBD_PLUGIN" \
-	cache="$wd/a-cache" writeback-delay=0 flush=remote
+	cache="$wd/a-cache" writeback-delay=0 flush=remote "${s3[@]}"
 a=$NBDKIT_PID
 on_exit "kill_pid $a"
 check "$wd/a.sock" 0 17
@@ -80,7 +90,7 @@ echo "ok: takeover=true reopened the device from the store"
 
 # The old owner is now refused.
 if nbdkit -f -U "$wd/a2.sock" "$TIERBD_PLUGIN" cache="$wd/a-cache" \
-	>"$wd/a2.out" 2>&1 </dev/null; then
+	"${s3[@]}" >"$wd/a2.out" 2>&1 </dev/null; then
 	echo "FAIL: the old owner reopened a device taken over" >&2
 	exit 1
 fi
