@@ -32,7 +32,7 @@ static struct control *control;
 static struct metrics *metrics;
 static const char *control_path; /* control=; NULL: CACHE_DIR/control */
 static const char *metrics_spec; /* metrics=; NULL: none */
-static char *secret_key; /* from nbdkit_read_password; never printed */
+static char *secret_key;	 /* from nbdkit_read_password; never printed */
 
 static void plugin_log(void *opaque, enum log_level level, const char *fmt,
 		       va_list ap)
@@ -174,6 +174,37 @@ static int tierbd_config(const char *key, const char *value)
 		conf.pins = value;
 		return 0;
 	}
+	if (strcmp(key, "pull-threads") == 0)
+		return parse_uint(key, value, &conf.pull_threads, 1, 256);
+	if (strcmp(key, "readahead") == 0) {
+		int64_t ra = nbdkit_parse_size(value);
+		if (ra < 0) {
+			nbdkit_error(
+				"readahead=%s: not a size; e.g. readahead=4M, "
+				"or readahead=0 for none",
+				value);
+			return -1;
+		}
+		conf.readahead = (uint64_t)ra;
+		conf.readahead_off = ra == 0;
+		return 0;
+	}
+	if (strcmp(key, "prefetch") == 0) {
+		if (strcmp(value, "all") == 0 || strcmp(value, "warm") == 0) {
+			conf.prefetch_all = value[0] == 'a';
+			return 0;
+		}
+		nbdkit_error(
+			"prefetch=%s: use prefetch=warm (pull the previous "
+			"session's hot chunks; the default) or prefetch=all "
+			"(also pull every other chunk in the background)",
+			value);
+		return -1;
+	}
+	if (strcmp(key, "pull-rate") == 0)
+		return parse_size(key, value, &conf.pull_rate);
+	if (strcmp(key, "push-rate") == 0)
+		return parse_size(key, value, &conf.push_rate);
 	if (strcmp(key, "takeover") == 0)
 		return parse_bool(key, value, &conf.takeover);
 	if (strcmp(key, "trace") == 0) {
@@ -192,11 +223,12 @@ static int tierbd_config(const char *key, const char *value)
 	if (strcmp(key, "probe") == 0) {
 		int m = probe_parse_mode(value);
 		if (m < 0) {
-			nbdkit_error("probe=%s: use probe=auto (load the kernel "
-				     "I/O probe when permitted; the default), "
-				     "probe=on (refuse to start without it) or "
-				     "probe=off",
-				     value);
+			nbdkit_error(
+				"probe=%s: use probe=auto (load the kernel "
+				"I/O probe when permitted; the default), "
+				"probe=on (refuse to start without it) or "
+				"probe=off",
+				value);
 			return -1;
 		}
 		conf.probe = m;
@@ -211,10 +243,11 @@ static int tierbd_config(const char *key, const char *value)
 		char *end;
 		double ms = strtod(value, &end);
 		if (end == value || *end || !(ms >= 0 && ms <= 60000)) {
-			nbdkit_error("probe-latency-limit=%s: milliseconds from "
-				     "0 (never slow background work) to 60000; "
-				     "decimals allowed (0.5)",
-				     value);
+			nbdkit_error(
+				"probe-latency-limit=%s: milliseconds from "
+				"0 (never slow background work) to 60000; "
+				"decimals allowed (0.5)",
+				value);
 			return -1;
 		}
 		conf.probe_latency_limit_us = (unsigned)(ms * 1000 + 0.5);
@@ -301,50 +334,57 @@ static int tierbd_config_complete(void)
 	return 0;
 }
 
-#define tierbd_config_help                                                    \
-	"cache=DIR              (required) hot cache and chunk map "          \
-	"directory\n"                                                         \
-	"size=SIZE              device size (creating; stored afterwards)\n"  \
-	"cache-size=SIZE        hot cache size (creating; may grow later)\n"  \
-	"store=SPEC             cold store: dir:PATH or s3://BUCKET/PREFIX\n" \
-	"                       (creating; stored afterwards)\n"              \
-	"chunk-size=SIZE        power of two, 64K..64M (default 1M)\n"        \
-	"push-threads=N         write-back uploads in parallel (default 4)\n" \
-	"writeback-delay=MS     coalescing delay before upload (default "     \
-	"1000)\n"                                                             \
-	"max-dirty=SIZE         writers slow down above this (default\n"      \
-	"                       half the cache)\n"                            \
-	"direct-io=BOOL         O_DIRECT cache writes (default true)\n"       \
-	"flush=local|remote     a flush is durable in the cache (default)\n"  \
-	"                       or waits for a commit in the store\n"         \
-	"heat-half-life=SEC     heat halves this often (default 3600)\n"      \
-	"cache-high=PCT         evict above this fill (default 95)\n"         \
-	"cache-low=PCT          ... down to this fill (default 85)\n"         \
-	"probation=PCT          share for newly cached chunks (10)\n"         \
-	"pin=START-END[,...]    byte ranges kept hot (END excluded)\n"        \
-	"trace=FILE             append one line per request\n"                \
-	"takeover=BOOL          take the device from another host's\n"       \
-	"                       lease (its host is gone for good)\n"         \
-	"commit-interval=SEC    commit to the store this often when\n"        \
-	"                       something changed (default 5)\n"              \
-	"probe=auto|on|off      kernel I/O probe (default auto: when\n"       \
-	"                       permitted)\n"                                 \
-	"probe-dev=DEV[,...]    more block devices for the probe to watch\n"  \
-	"probe-latency-limit=MS slow background work while the cache\n"       \
-	"                       device's p99 is above (default 50; 0 off)\n"  \
-	"control=PATH|off       control socket (default CACHE_DIR/control)\n" \
-	"metrics=ADDR:PORT      Prometheus metrics on a loopback address\n"   \
-	"s3-endpoint=URL        http(s)://host[:port] (default AWS)\n"        \
-	"s3-region=REGION       signing region (default us-east-1)\n"         \
-	"s3-virtual-host=BOOL   BUCKET.host addressing (default false)\n"     \
-	"s3-ca-bundle=FILE      CA certificates for https\n"                  \
-	"s3-insecure=BOOL       skip TLS verification (testing only)\n"       \
-	"s3-access-key=KEY      else AWS_ACCESS_KEY_ID or credentials file\n" \
-	"s3-secret-key=SECRET   '+FILE' reads a file, '-' prompts; else\n"    \
-	"                       AWS_SECRET_ACCESS_KEY or credentials file\n"  \
-	"s3-credentials-file=F  AWS credentials file (default ~/.aws/...)\n"  \
-	"s3-profile=NAME        section of the credentials file\n"            \
-	"s3-timeout=SECONDS     per request (default 30)\n"                   \
+#define tierbd_config_help                                                     \
+	"cache=DIR              (required) hot cache and chunk map "           \
+	"directory\n"                                                          \
+	"size=SIZE              device size (creating; stored afterwards)\n"   \
+	"cache-size=SIZE        hot cache size (creating; may grow later)\n"   \
+	"store=SPEC             cold store: dir:PATH or s3://BUCKET/PREFIX\n"  \
+	"                       (creating; stored afterwards)\n"               \
+	"chunk-size=SIZE        power of two, 64K..64M (default 1M)\n"         \
+	"push-threads=N         write-back uploads in parallel (default 4)\n"  \
+	"writeback-delay=MS     coalescing delay before upload (default "      \
+	"1000)\n"                                                              \
+	"max-dirty=SIZE         writers slow down above this (default\n"       \
+	"                       half the cache)\n"                             \
+	"direct-io=BOOL         O_DIRECT cache writes (default true)\n"        \
+	"flush=local|remote     a flush is durable in the cache (default)\n"   \
+	"                       or waits for a commit in the store\n"          \
+	"heat-half-life=SEC     heat halves this often (default 3600)\n"       \
+	"cache-high=PCT         evict above this fill (default 95)\n"          \
+	"cache-low=PCT          ... down to this fill (default 85)\n"          \
+	"probation=PCT          share for newly cached chunks (10)\n"          \
+	"pin=START-END[,...]    byte ranges kept hot (END excluded)\n"         \
+	"trace=FILE             append one line per request\n"                 \
+	"pull-threads=N         background fetches in flight (default 4)\n"    \
+	"readahead=SIZE         pulled ahead of a sequential reader\n"         \
+	"                       (default 4M; 0: none)\n"                       \
+	"prefetch=warm|all      pull the last session's hot chunks at\n"       \
+	"                       start; all: every chunk\n"                     \
+	"pull-rate=SIZE         background fetch bytes/s (default no limit)\n" \
+	"push-rate=SIZE         upload bytes/s (default no limit)\n"           \
+	"takeover=BOOL          take the device from another host's\n"         \
+	"                       lease (its host is gone for good)\n"           \
+	"commit-interval=SEC    commit to the store this often when\n"         \
+	"                       something changed (default 5)\n"               \
+	"probe=auto|on|off      kernel I/O probe (default auto: when\n"        \
+	"                       permitted)\n"                                  \
+	"probe-dev=DEV[,...]    more block devices for the probe to watch\n"   \
+	"probe-latency-limit=MS slow background work while the cache\n"        \
+	"                       device's p99 is above (default 50; 0 off)\n"   \
+	"control=PATH|off       control socket (default CACHE_DIR/control)\n"  \
+	"metrics=ADDR:PORT      Prometheus metrics on a loopback address\n"    \
+	"s3-endpoint=URL        http(s)://host[:port] (default AWS)\n"         \
+	"s3-region=REGION       signing region (default us-east-1)\n"          \
+	"s3-virtual-host=BOOL   BUCKET.host addressing (default false)\n"      \
+	"s3-ca-bundle=FILE      CA certificates for https\n"                   \
+	"s3-insecure=BOOL       skip TLS verification (testing only)\n"        \
+	"s3-access-key=KEY      else AWS_ACCESS_KEY_ID or credentials file\n"  \
+	"s3-secret-key=SECRET   '+FILE' reads a file, '-' prompts; else\n"     \
+	"                       AWS_SECRET_ACCESS_KEY or credentials file\n"   \
+	"s3-credentials-file=F  AWS credentials file (default ~/.aws/...)\n"   \
+	"s3-profile=NAME        section of the credentials file\n"             \
+	"s3-timeout=SECONDS     per request (default 30)\n"                    \
 	"s3-connections=N       pooled connections (default 16)"
 
 static int tierbd_get_ready(void)
@@ -359,8 +399,10 @@ static int tierbd_get_ready(void)
 	if (!probe)
 		return -1; /* probe=on, or a bad probe-dev=: said why */
 	if (metrics_spec) {
-		struct metrics_conf mc = { .log = conf.log, .addr = metrics_spec,
-					   .dev = dev, .probe = probe };
+		struct metrics_conf mc = { .log = conf.log,
+					   .addr = metrics_spec,
+					   .dev = dev,
+					   .probe = probe };
 		metrics = metrics_open(&mc);
 		if (!metrics)
 			return -1;
@@ -371,9 +413,11 @@ static int tierbd_get_ready(void)
 			      strcmp(control_path, "none") != 0)) {
 		char *def = NULL;
 		struct control_conf cc = {
-			.log = conf.log, .path = control_path,
+			.log = conf.log,
+			.path = control_path,
 			.cache_dir = conf.cache_dir,
-			.dev = dev, .probe = probe,
+			.dev = dev,
+			.probe = probe,
 			.metrics_addr = metrics ? metrics_addr(metrics) : NULL
 		};
 		if (!control_path &&
@@ -385,8 +429,9 @@ static int tierbd_get_ready(void)
 		if (!control && control_path)
 			return -1; /* asked for: said why */
 		if (!control)
-			fprintf(stderr, "nbdkit: tierbd: warning: no control "
-					"socket at %s; running without it\n",
+			fprintf(stderr,
+				"nbdkit: tierbd: warning: no control "
+				"socket at %s; running without it\n",
 				cc.path);
 		free(def);
 	}

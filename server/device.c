@@ -343,15 +343,16 @@ static int verify(struct device *d, uint64_t idx)
 
 /* Fetch a COLD chunk in the background (pull queue).  Returns 0 when
  * the chunk is hot (or absent) afterwards. */
-int dev_prefetch(struct device *d, uint64_t idx)
+int dev_prefetch(struct device *d, uint64_t idx, bool seq)
 {
 	struct stripe *s = stripe_of(d, idx);
 	struct chunk_ent *e = &d->ents[idx];
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
+	e->flags &= (uint8_t)~CE_F_PULLQ;
 	if (e->state == CHUNK_COLD && !(e->flags & CE_F_BUSY)) {
-		r = fetch(d, idx, NULL, 0, 0, false);
+		r = fetch(d, idx, NULL, 0, 0, seq);
 		if (r == 0)
 			STAT_INC(d, prefetches);
 	}
@@ -461,6 +462,15 @@ int device_read(struct device *d, void *buf, uint32_t count, uint64_t offset)
 	dev_trace(d, 'R', offset, count);
 	bool seq = policy_note_io(d->policy, offset, count, d->chunk_shift);
 	uint32_t now = dev_now(d);
+	/* A sequential stream: have the next chunks pulled meanwhile. */
+	if (seq && d->readahead_chunks && count) {
+		uint64_t last = (offset + count - 1) >> d->chunk_shift;
+		for (uint64_t i = last + 1;
+		     i <= last + d->readahead_chunks && i < d->nchunks; i++)
+			if (__atomic_load_n(&d->ents[i].state,
+					    __ATOMIC_RELAXED) == CHUNK_COLD)
+				dev_pull(d, i, PULL_READAHEAD);
+	}
 	FOR_EACH_CHUNK(d, count, offset, idx, off, len, done)
 	{
 		r = chunk_read(d, idx, (char *)buf + done, len, off, seq, now);
@@ -820,6 +830,12 @@ void device_get_stats(struct device *d, struct device_stats *out)
 	out->seq_admits = ps.seq_admits;
 	out->seq_streams = ps.seq_streams;
 	out->pinned = __atomic_load_n(&d->npinned, __ATOMIC_RELAXED);
+	uint64_t depth[PULL_NPRIO];
+	dev_pull_stats(d, depth);
+	out->pull_pinned = depth[PULL_PINNED];
+	out->pull_warm = depth[PULL_WARM];
+	out->pull_readahead = depth[PULL_READAHEAD];
+	out->pull_hydrate = depth[PULL_HYDRATE];
 	/* Per chunk of the device: its map entry, heat included.  Per slot
 	 * (per cached chunk): references, the allocator's owner and
 	 * free-stack entry, and the policy's arrays. */
@@ -835,13 +851,12 @@ void device_get_stats(struct device *d, struct device_stats *out)
 	out->commit_lag = __atomic_load_n(&d->map_version, __ATOMIC_RELAXED) -
 			  d->committed_version;
 	/* queue depths, for the control socket and metrics */
-	out->dirty_bytes = __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) *
-			   d->chunk_size;
+	out->dirty_bytes =
+		__atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) * d->chunk_size;
 	pthread_mutex_lock(&d->wb_lock);
 	out->wb_queue = d->q_len;
 	out->pending_dels = d->ndels;
 	pthread_mutex_unlock(&d->wb_lock);
-	pthread_mutex_lock(&d->bg_lock);
-	out->pull_queue = d->pull_len;
-	pthread_mutex_unlock(&d->bg_lock);
+	out->pull_queue = depth[PULL_PINNED] + depth[PULL_WARM] +
+			  depth[PULL_READAHEAD] + depth[PULL_HYDRATE];
 }

@@ -49,13 +49,18 @@ struct device_conf {
 	const char *pins;	     /* "START-END,..." to pin at open */
 	const char *trace_path;	     /* append one line per request */
 	bool takeover;		     /* take the device from another owner */
-	unsigned commit_interval_ms; /* default 5000 */
+	unsigned pull_threads;	     /* background fetches; default 4 */
+	uint64_t readahead;	     /* bytes ahead of a stream; default 4M */
+	bool readahead_off;	     /* readahead=0 */
+	bool prefetch_all;	     /* hydrate every chunk in the background */
+	uint64_t pull_rate, push_rate; /* bytes/s; 0 = unlimited */
+	unsigned commit_interval_ms;   /* default 5000 */
 	bool readonly;
 	/* kernel probe (server/probe.h): DEVICE_PROBE_AUTO loads it when
 	 * permitted, ON refuses to start without it, OFF never loads it */
 	int probe;
-	const char *probe_devs;		   /* more devices: "/dev/x,/dev/y" */
-	unsigned probe_latency_limit_us;   /* pace background work above */
+	const char *probe_devs;		 /* more devices: "/dev/x,/dev/y" */
+	unsigned probe_latency_limit_us; /* pace background work above */
 };
 #define DEVICE_PROBE_AUTO 0
 #define DEVICE_PROBE_ON 1
@@ -139,6 +144,8 @@ struct device_stats {
 	uint64_t pinned;			/* chunks pinned */
 	uint64_t probation, main, pinned_slots; /* slots by segment */
 	uint64_t promotions, ghost_admits, seq_admits, seq_streams;
+	uint64_t pull_pinned, pull_warm, pull_readahead,
+		pull_hydrate; /* queued */
 	/* observability: log2 latency histograms (server/lathist.h) of
 	 * cache reads on hits and of store GETs of chunk objects */
 	uint64_t cache_read_lat[LAT_SLOTS], cache_read_ns;

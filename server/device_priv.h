@@ -23,6 +23,7 @@
 
 #define NSTRIPES 1024
 #define CE_F_QUEUED 0x08u /* run-time: in the write-back queue */
+#define CE_F_PULLQ 0x04u  /* run-time: in a pull queue */
 #define CE_F_RUNTIME \
 	(CE_F_BUSY | CE_F_UPLOADING | CE_F_REDIRTY | CE_F_VERIFY | CE_F_QUEUED)
 #define GEN_RESERVE 4096
@@ -32,6 +33,30 @@ struct stripe {
 	pthread_mutex_t lock;	/* entries i with i % NSTRIPES == this */
 	pthread_cond_t changed; /* BUSY cleared, or a slot ref dropped */
 } __attribute__((aligned(64)));
+
+/* Background pull priorities, highest first (pull.c). */
+enum pull_prio {
+	PULL_PINNED,
+	PULL_WARM,
+	PULL_READAHEAD,
+	PULL_HYDRATE,
+	PULL_NPRIO
+};
+
+struct pullq {
+	uint64_t *v;
+	size_t cap, head, len;
+};
+
+/* A token bucket: rate bytes/s, at most a second's burst; 0 = off. */
+struct tbucket {
+	pthread_mutex_t lock;
+	uint64_t rate;
+	double tokens;
+	uint64_t last_ns;
+};
+void tb_init(struct tbucket *tb, uint64_t rate);
+void tb_take(struct tbucket *tb, uint64_t n); /* sleeps off a debt */
 
 struct dirty_item {
 	uint64_t idx;
@@ -62,13 +87,18 @@ struct device {
 		evict_low; /* used slots: evict above high, to low */
 	uint64_t npinned;  /* atomic: chunks with CE_F_PINNED */
 
-	/* background eviction and pulls (device.c) */
-	pthread_mutex_t bg_lock; /* the pull queue, bg_stop */
-	pthread_cond_t bg_work;	 /* eviction or pulls wanted, or stop */
-	uint64_t *pullq;	 /* chunks to fetch in the background */
-	size_t pull_cap, pull_head, pull_len;
+	/* background eviction and pulls (pull.c) */
+	pthread_mutex_t bg_lock;	/* the pull queues, bg_stop */
+	pthread_cond_t bg_work;		/* eviction wanted, or stop */
+	pthread_cond_t pull_work;	/* a pull is queued, or stop */
+	struct pullq pullq[PULL_NPRIO]; /* by priority */
 	bool bg_stop, bg_running;
-	pthread_t bg_thread;
+	pthread_t bg_thread; /* the evictor */
+	pthread_t *pullers;
+	unsigned npullers, pull_threads;
+	uint32_t readahead_chunks; /* pulled ahead of a sequential stream */
+	bool hydrate;		   /* prefetch=all */
+	struct tbucket pull_tb, push_tb;
 
 	/* lease (lease.c) */
 	char owner[33];	      /* this cache directory's owner token */
@@ -166,9 +196,10 @@ void dev_slot_free(struct device *d, uint32_t slot); /* policy + allocator */
 int dev_bg_start(struct device *d);
 void dev_bg_stop(struct device *d);
 unsigned dev_evict(struct device *d, unsigned want);
-int dev_prefetch(struct device *d, uint64_t idx);
-/* Queue a chunk to be fetched in the background (pinned, warm). */
-void dev_pull(struct device *d, uint64_t idx);
+int dev_prefetch(struct device *d, uint64_t idx, bool seq);
+/* Queue a COLD chunk to be fetched in the background (once). */
+void dev_pull(struct device *d, uint64_t idx, enum pull_prio prio);
+void dev_pull_stats(struct device *d, uint64_t depth[PULL_NPRIO]);
 void dev_trace(struct device *d, char op, uint64_t off, uint64_t len);
 void dev_sb_store(struct device *d); /* caller holds gen_lock or is alone */
 int dev_map_sync(struct device *d);

@@ -443,6 +443,11 @@ static struct device *dev_alloc(const struct device_conf *conf)
 	pthread_cond_init(&d->commit_cond, NULL);
 	pthread_mutex_init(&d->bg_lock, NULL);
 	pthread_cond_init(&d->bg_work, NULL);
+	pthread_cond_init(&d->pull_work, NULL);
+	tb_init(&d->pull_tb, conf->pull_rate);
+	tb_init(&d->push_tb, conf->push_rate);
+	d->pull_threads = conf->pull_threads ? conf->pull_threads : 4;
+	d->hydrate = conf->prefetch_all;
 	pthread_mutex_init(&d->trace_lock, NULL);
 	d->commit_interval_ms =
 		conf->commit_interval_ms ? conf->commit_interval_ms : 5000;
@@ -661,6 +666,12 @@ struct device *device_open(const struct device_conf *conf)
 	d->size = d->sb.device_size;
 	d->chunk_shift = d->sb.chunk_shift;
 	d->chunk_size = 1u << d->chunk_shift;
+	if (!conf->readahead_off)
+		d->readahead_chunks = (uint32_t)MAX(
+			(uint64_t)1,
+			DIV_ROUND_UP(conf->readahead ? conf->readahead
+						     : UINT64_C(4) << 20,
+				     d->chunk_size));
 	d->nchunks = d->sb.nchunks;
 	d->max_dirty = conf->max_dirty ? conf->max_dirty
 				       : MAX(nslots * d->chunk_size / 2,
@@ -824,12 +835,16 @@ void device_close(struct device *d)
 	free(d->q);
 	free(d->dels);
 	free(d->gc_batch);
-	free(d->pullq);
+	for (int p = 0; p < PULL_NPRIO; p++)
+		free(d->pullq[p].v);
 	policy_free(d->policy);
 	if (d->trace)
 		fclose(d->trace);
 	pthread_mutex_destroy(&d->bg_lock);
 	pthread_cond_destroy(&d->bg_work);
+	pthread_cond_destroy(&d->pull_work);
+	pthread_mutex_destroy(&d->pull_tb.lock);
+	pthread_mutex_destroy(&d->push_tb.lock);
 	pthread_mutex_destroy(&d->trace_lock);
 	free(d->cache_dir);
 	for (unsigned i = 0; i < NSTRIPES; i++) {

@@ -179,6 +179,7 @@ static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
 		r = n < 0 ? (int)n : 0;
 	}
 	if (r == 0) {
+		tb_take(&d->push_tb, (uint64_t)n); /* push-rate= */
 		chunk_key(key, sizeof(key), idx, info.generation);
 		r = d->store->ops->put(d->store, key, enc, (size_t)n);
 	}

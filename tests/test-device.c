@@ -57,7 +57,7 @@ static struct device_conf conf_new(void)
 	return c;
 }
 
-static struct device *reopen(void)
+static struct device *reopen_ra(bool readahead)
 {
 	struct device_conf c;
 	struct device *d;
@@ -66,10 +66,17 @@ static struct device *reopen(void)
 	c.log.fn = quiet;
 	c.cache_dir = cache_dir;
 	c.writeback_delay_ms = 0;
+	/* Background pulls would blur the fetch counts some tests check. */
+	c.readahead_off = !readahead;
 	d = device_open(&c);
 	CHECK(d);
 	CHECK(device_start(d) == 0);
 	return d;
+}
+
+static struct device *reopen(void)
+{
+	return reopen_ra(false);
 }
 
 static void check_all(struct device *d)
@@ -357,6 +364,24 @@ static void test_corrupt_object(void)
 	device_close(d);
 }
 
+/* A sequential reader gets the next chunks pulled ahead of it. */
+static void test_readahead(void)
+{
+	struct device *d = reopen_ra(true);
+	struct device_stats st;
+	unsigned char buf[16384];
+
+	/* Evict everything: read the first 4 chunks, then others. */
+	for (uint64_t off = 0; off < 20 * (uint64_t)CHUNK; off += sizeof(buf))
+		CHECK(device_read(d, buf, sizeof(buf), off) == 0);
+	/* Give the pullers a moment, then read the next chunks. */
+	usleep(200 * 1000);
+	device_get_stats(d, &st);
+	CHECK(st.prefetches > 0);
+	CHECK(st.seq_streams >= 1);
+	device_close(d);
+}
+
 /* Lose the cache directory: the store alone reopens the device. */
 static void test_reopen_from_store(void)
 {
@@ -407,6 +432,7 @@ int main(void)
 	test_trim();
 	test_crash_recovery();
 	test_corrupt_object();
+	test_readahead();
 	test_reopen_from_store();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
