@@ -37,9 +37,11 @@
 # Each round runs every contender once, pairs (tierbd QD n, s3backer QD n)
 # back to back, and ratios are taken within a round; the table gives the
 # median of RUNS rounds with (min..max).  RSS is the largest VmHWM of the
-# server process (nbdkit, s3backer, curl); CPU is the server's own
-# user+system seconds, store CPU that of radosgw + ceph-osd, and "others"
-# the cores busy with processes that are none of ours (a shared machine).
+# server process (nbdkit, s3backer, curl); CPU is user+system seconds for
+# the whole device, of the server, of the client (fio; for curl the same
+# process) and of the store (radosgw + ceph-osd); "others" is the average
+# number of cores busy with processes that are none of ours (a shared
+# machine: kernel threads working for us count there too).
 # Nothing here is a pass/fail test.
 #
 # Usage: bench/s3-cold.sh [BUILD_DIR]
@@ -184,6 +186,7 @@ m_end() { # server_pid client_ticks [server_ticks_at_end]
 	r1=$(($(ticks "$rgw_pid") + $(ticks "$osd_pid")))
 	m_cpu=$(awk -v a="$m_s0" -v b="$s1" -v h="$hz" 'BEGIN{printf "%.2f", (b-a)/h}')
 	m_store=$(awk -v a="$m_r0" -v b="$r1" -v h="$hz" 'BEGIN{printf "%.2f", (b-a)/h}')
+	m_client=$(awk -v c="$2" -v h="$hz" 'BEGIN{printf "%.2f", c/h}')
 	m_others=$(awk -v b0="$m_b0" -v b1="$b1" -v s="$((s1 - m_s0))" \
 		-v r="$((r1 - m_r0))" -v c="$2" -v t0="$m_t0" -v t1="$t1" -v h="$hz" \
 		'BEGIN{o=(b1-b0-s-r-c)/h/(t1-t0); if (o<0) o=0; printf "%.2f", o}')
@@ -191,9 +194,10 @@ m_end() { # server_pid client_ticks [server_ticks_at_end]
 
 # record WORKLOAD CONTENDER PARAM ROUND MIBS RSS_KB
 record() {
-	echo "$1 $2 $3 $4 $5 $6 $m_cpu $m_store $m_others" >>"$run/results"
-	say "round $4: $1 $2 $3: $5 MiB/s (server cpu ${m_cpu}s, store cpu" \
-		"${m_store}s, others ${m_others} cores, rss $(($6 / 1024)) MiB)"
+	echo "$1 $2 $3 $4 $5 $6 $m_cpu $m_client $m_store $m_others" >>"$run/results"
+	say "round $4: $1 $2 $3: $5 MiB/s (cpu: server ${m_cpu}s, client" \
+		"${m_client}s, store ${m_store}s; others ${m_others} cores;" \
+		"rss $(($6 / 1024)) MiB)"
 }
 
 # fio_job OUTFILE ARGS...: run fio, wait for it; client ticks in fio_ticks
@@ -402,6 +406,7 @@ curl_get() { # P ROUND
 	curl_run "$run/get.cfg" "$1" "$empty_sha" "$run/curl.out"
 	m_end $$ 0
 	m_cpu=$(awk -v t="$c_ticks" -v h="$hz" 'BEGIN{printf "%.2f", t/h}')
+	m_client=-
 	m_others=$(awk -v o="$m_others" -v t="$c_ticks" -v h="$hz" -v s="$c_secs" \
 		'BEGIN{o -= t/h/s; if (o < 0) o = 0; printf "%.2f", o}')
 	record read curl "p$1" "$2" \
@@ -419,6 +424,7 @@ curl_put() { # P ROUND
 	curl_run "$run/put.cfg" "$1" UNSIGNED-PAYLOAD "$run/curl.out"
 	m_end $$ 0
 	m_cpu=$(awk -v t="$c_ticks" -v h="$hz" 'BEGIN{printf "%.2f", t/h}')
+	m_client=-
 	m_others=$(awk -v o="$m_others" -v t="$c_ticks" -v h="$hz" -v s="$c_secs" \
 		'BEGIN{o -= t/h/s; if (o < 0) o = 0; printf "%.2f", o}')
 	record write curl "p$1" "$2" \
@@ -527,8 +533,9 @@ import sys, statistics as st
 from collections import defaultdict
 v = defaultdict(dict)      # (workload, contender, param) -> {round: row}
 for line in open(sys.argv[1]):
-    w, c, p, r, mibs, rss, cpu, store, oth = line.split()
+    w, c, p, r, mibs, rss, cpu, cli, store, oth = line.split()
     v[(w, c, p)][int(r)] = dict(mibs=float(mibs), rss=int(rss), cpu=float(cpu),
+                                cli=None if cli == "-" else float(cli),
                                 store=float(store), oth=float(oth))
 def fmt(xs, f="%.0f"):
     xs = sorted(xs)
@@ -553,9 +560,9 @@ def best(w, c):
     ks = [k for k in v if k[0] == w and k[1] == c]
     return max(ks, key=med) if ks else None
 print("| workload | contender | QD / parallel | MiB/s median (min..max) "
-      "| vs s3backer, same QD | vs curl limit | RSS MiB | server CPU s "
-      "| store CPU s | others' cores |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "| vs s3backer, same QD | vs curl limit | RSS MiB | CPU s: server "
+      "| client | store | others' cores |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 order = {"tierbd": 0, "tierbd-tuned": 1, "s3backer": 2, "curl": 3}
 for w, name in (("read", "cold read"), ("write", "write+drain")):
     ks = sorted((k for k in v if k[0] == w),
@@ -567,9 +574,11 @@ for w, name in (("read", "cold read"), ("write", "write+drain")):
             b = v[(w, "s3backer", k[2])]
             vs_b = fmt(ratios(k, lambda r: b.get(r, {}).get("mibs")), "%.2f")
         vs_c = fmt(ratios(k, lambda r: limit(w, r)), "%.2f")
-        print("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
+        cli = [x["cli"] for x in xs if x["cli"] is not None]
+        print("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |" % (
             name, k[1], k[2], fmt([x["mibs"] for x in xs]), vs_b, vs_c,
             max(x["rss"] for x in xs) / 1024, fmt([x["cpu"] for x in xs], "%.2f"),
+            fmt(cli, "%.2f") if cli else "(same)",
             fmt([x["store"] for x in xs], "%.1f"), fmt([x["oth"] for x in xs], "%.1f")))
 print()
 for w, name in (("read", "cold read"), ("write", "write+drain")):
