@@ -35,8 +35,9 @@ struct bioprobe_dev {
 	__u64 lat_sum_ns[BIOPROBE_NDIR];
 	/* issue -> completion: the device's service time */
 	__u64 lat[BIOPROBE_NDIR][BIOPROBE_SLOTS];
-	/* block_io_start -> issue: time queued in the block layer (plug,
-	 * scheduler); empty on kernels without block_io_start (< 6.5) */
+	/* made -> issue: time queued in the block layer (plug, scheduler),
+	 * from rq->start_time_ns; empty where the kernel does not stamp it
+	 * (no iostats and no scheduler on the queue) */
 	__u64 qlat[BIOPROBE_NDIR][BIOPROBE_SLOTS];
 	/* requests in flight on the device when one more is issued, log2
 	 * slots as above (slot 0: 0 or 1 others) */

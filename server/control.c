@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@
 
 #define PROGRESS_MS 500
 #define POLL_MS 200
+#define SEND_TIMEOUT_S 10
 
 struct conn {
 	int fd;
@@ -578,6 +580,7 @@ static struct conn *free_slot(struct control *c)
 static void *acceptor(void *arg)
 {
 	struct control *c = arg;
+	const struct timeval send_timeout = { .tv_sec = SEND_TIMEOUT_S };
 
 	while (!stopping(c)) {
 		struct pollfd pfd[2] = { { .fd = c->lfd, .events = POLLIN },
@@ -593,6 +596,10 @@ static void *acceptor(void *arg)
 		fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* A client that stops reading cannot hold a thread (and
+		 * control_close) forever: sends give up after a while. */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+			   sizeof(send_timeout));
 		pthread_mutex_lock(&c->lock);
 		k = c->stop ? NULL : free_slot(c);
 		if (k) {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,7 +162,8 @@ static void write_probe(FILE *fp, struct probe *p)
 			  PROBE_SLOTS, (double)s->lat_sum_ns[d] / 1e9, false);
 	})
 	family(fp, "tierbd_probe_queued_seconds", "histogram",
-	       "time queued in the block layer before issue (kernel >= 6.5)");
+	       "time queued in the block layer before issue (where the "
+	       "kernel stamps requests)");
 	EACH_DEV(for (int d = 0; d < PROBE_NDIR; d++) {
 		char l2[160];
 		snprintf(l2, sizeof(l2), "%s,op=\"%s\"", lab, ops[d]);
@@ -504,6 +506,7 @@ static void serve_one(struct metrics *m, int fd)
 static void *metrics_thread(void *arg)
 {
 	struct metrics *m = arg;
+	const struct timeval send_timeout = { .tv_sec = 5 };
 
 	while (!__atomic_load_n(&m->stop, __ATOMIC_RELAXED)) {
 		struct pollfd pfd[2] = { { .fd = m->lfd, .events = POLLIN },
@@ -518,6 +521,9 @@ static void *metrics_thread(void *arg)
 		fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* A scraper that stops reading does not hold the thread. */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+			   sizeof(send_timeout));
 		serve_one(m, fd);
 		close(fd);
 	}

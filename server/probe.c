@@ -5,8 +5,8 @@
  *      disks the block layer names in its tracepoints (whole disks: a
  *      partition's parent; device-mapper and md: the disks under them,
  *      from /sys/dev/block/M:m/slaves), then each probe-dev=;
- *   2. from the kernel's BTF: is there block_io_start (>= 6.5), and does
- *      block_rq_issue still pass the request_queue (< 5.11)?
+ *   2. from the kernel's BTF: does block_rq_issue still pass the
+ *      request_queue (< 5.11)?
  *   3. open the skeleton, set the knobs (rodata: devices, layout), load
  *      with the tp_btf programs; if that fails, again with raw_tp;
  *   4. attach.
@@ -375,12 +375,10 @@ static int tp_nargs(const struct btf *btf, const char *tp)
 	return btf_vlen(t) - 1;
 }
 
-static void set_autoload(struct bioprobe *s, bool btf, bool io_start)
+static void set_autoload(struct bioprobe *s, bool btf)
 {
-	bpf_program__set_autoload(s->progs.btf_io_start, btf && io_start);
 	bpf_program__set_autoload(s->progs.btf_rq_issue, btf);
 	bpf_program__set_autoload(s->progs.btf_rq_complete, btf);
-	bpf_program__set_autoload(s->progs.raw_io_start, !btf && io_start);
 	bpf_program__set_autoload(s->progs.raw_rq_issue, !btf);
 	bpf_program__set_autoload(s->progs.raw_rq_complete, !btf);
 }
@@ -402,8 +400,9 @@ static const char *why(int err)
 static int load(struct probe *p, char *err, size_t errlen)
 {
 	struct btf *btf;
-	int issue_args, io_start, r = -EINVAL;
+	int issue_args, r = -EINVAL;
 	const char *kind = NULL;
+	libbpf_print_fn_t old_print;
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
 		say(err, errlen,
@@ -419,7 +418,6 @@ static int load(struct probe *p, char *err, size_t errlen)
 		return -errno;
 	}
 	issue_args = tp_nargs(btf, "block_rq_issue");
-	io_start = tp_nargs(btf, "block_io_start") == 1;
 	btf__free(btf);
 	if (issue_args < 1) {
 		say(err, errlen, "the kernel has no block_rq_issue "
@@ -429,7 +427,7 @@ static int load(struct probe *p, char *err, size_t errlen)
 
 	lb_log = &p->log;
 	lb_last[0] = 0;
-	libbpf_set_print(lb_print);
+	old_print = libbpf_set_print(lb_print);
 	/* TIERBD_PROBE_ATTACH=raw_tp skips tp_btf: for tests of the
 	 * fallback, and a way around a kernel whose tp_btf misbehaves. */
 	const char *force = getenv("TIERBD_PROBE_ATTACH");
@@ -448,7 +446,7 @@ static int load(struct probe *p, char *err, size_t errlen)
 				p->devs[i].major << 20 | p->devs[i].minor;
 		p->skel->rodata->nwatch = p->ndevs;
 		p->skel->rodata->issue_has_q = issue_args == 2;
-		set_autoload(p->skel, use_btf, io_start);
+		set_autoload(p->skel, use_btf);
 		r = bioprobe__load(p->skel);
 		if (r == 0) {
 			r = bioprobe__attach(p->skel);
@@ -462,7 +460,7 @@ static int load(struct probe *p, char *err, size_t errlen)
 		if (r == -EPERM || r == -EACCES)
 			break; /* raw_tp will not do better */
 	}
-	libbpf_set_print(NULL);
+	libbpf_set_print(old_print);
 	lb_log = NULL;
 	if (!kind) {
 		const char *w = why(r);
@@ -483,8 +481,7 @@ static int load(struct probe *p, char *err, size_t errlen)
 		p->skel = NULL;
 		return -ENOTSUP;
 	}
-	snprintf(p->state, sizeof(p->state), "loaded (%s%s)", kind,
-		 io_start ? ", block_io_start" : "");
+	snprintf(p->state, sizeof(p->state), "loaded (%s)", kind);
 	return 0;
 }
 

@@ -86,7 +86,7 @@ struct probe *probe_open_device(struct device *dev,
 void probe_close(struct probe *p); /* NULL-safe */
 
 bool probe_loaded(const struct probe *p);
-/* "loaded (tp_btf, block_io_start)", "off (probe=off)", "unavailable:
+/* "loaded (tp_btf)", "loaded (raw_tp)", "off (probe=off)", "unavailable:
  * WHY".  Valid until probe_close. */
 const char *probe_state(const struct probe *p);
 const char *probe_mode_name(const struct probe *p);
