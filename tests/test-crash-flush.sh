@@ -5,13 +5,14 @@
 # threads while nbdkit is killed with SIGKILL.  After each restart every
 # byte must hold a value allowed by the model: what it had at the last
 # completed flush, or a value written since (never older than a FUA
-# write), and two reads must agree.  Eight rounds; background write-back
+# write), and two reads must agree.  Eight rounds (TIERBD_CRASH_ROUNDS;
+# the extended suite runs 60); background write-back
 # runs with a short delay so uploads and evictions are under way when
 # the process dies.
 source "$(dirname "$0")/functions.sh"
 requires_harness
 run_py <<'EOF'
-import threading, time
+import os, threading, time
 import nbd
 import tierbd_test as t
 
@@ -54,7 +55,7 @@ def body(wd):
     rng = t.get_rng()
     dev = t.Device(wd, size="8M", chunk_size="64K", cache_size="2M",
                    writeback_delay=5, push_threads=2)
-    for rnd in range(8):
+    for rnd in range(int(os.environ.get("TIERBD_CRASH_ROUNDS", "8"))):
         dev.start(writeback_delay=rng.choice((0, 5, 50)))
         hs = dev.connect(2)
         if rnd:
