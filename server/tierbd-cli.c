@@ -88,8 +88,9 @@ static void die(int status, const char *fmt, ...)
 
 static const char *bytes(char *buf, size_t n, uint64_t v)
 {
-	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB",
-					 "PiB" };
+	static const char *const u[] = {
+		"B", "KiB", "MiB", "GiB", "TiB", "PiB"
+	};
 	double d = (double)v;
 	int i = 0;
 
@@ -155,8 +156,9 @@ static void conn_open(struct conn *c, const char *path)
 	if (c->fd < 0)
 		die(1, "socket: %s", strerror(errno));
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		die(1, "cannot connect to %s: %s (is nbdkit serving the "
-		       "device? control= may name another path)",
+		die(1,
+		    "cannot connect to %s: %s (is nbdkit serving the "
+		    "device? control= may name another path)",
 		    path, strerror(errno));
 }
 
@@ -273,8 +275,7 @@ static void print_probe_table(const struct ctl_msg *m)
 	if (!n)
 		return;
 	printf("  %-14s %-6s %-6s %12s %12s %10s %10s %10s %6s\n", "device",
-	       "role", "op", "requests", "bytes", "p50", "p90", "p99",
-	       "infl");
+	       "role", "op", "requests", "bytes", "p50", "p90", "p99", "infl");
 	for (size_t i = 0; i < n; i++) {
 		char name[48];
 
@@ -295,8 +296,7 @@ static void print_probe_table(const struct ctl_msg *m)
 			       d == 0 ? name : "",
 			       d == 0 ? ctl_msg_str(m, DP("role"), "") : "",
 			       dirs[d],
-			       (unsigned long long)ctl_msg_u64(m, DK("ops"),
-							       0),
+			       (unsigned long long)ctl_msg_u64(m, DK("ops"), 0),
 			       B(ctl_msg_u64(m, DK("bytes"), 0)),
 			       D(ctl_msg_u64(m, DK("latency.p50_ns"), 0)),
 			       D(ctl_msg_u64(m, DK("latency.p90_ns"), 0)),
@@ -310,10 +310,9 @@ static void print_probe_table(const struct ctl_msg *m)
 
 static void print_common(const struct ctl_msg *m)
 {
-	printf("%-9s %s  size %s  chunk %s  slots %llu (%llu free)\n",
-	       "device", ctl_msg_str(m, "device.cache_dir", "?"),
-	       B(U("device.size")), B(U("device.chunk_size")),
-	       (unsigned long long)U("device.slots"),
+	printf("%-9s %s  size %s  chunk %s  slots %llu (%llu free)\n", "device",
+	       ctl_msg_str(m, "device.cache_dir", "?"), B(U("device.size")),
+	       B(U("device.chunk_size")), (unsigned long long)U("device.slots"),
 	       (unsigned long long)U("device.slots_free"));
 	printf("%-9s push %llu  pull %llu  delete %llu\n", "queues",
 	       (unsigned long long)U("queues.push"),
@@ -414,8 +413,11 @@ static int cmd_show(const char *sock, enum ctl_verb verb)
 
 	call(sock, verb, &m, &raw);
 	if (json) {
+		int ok = ctl_msg_bool(&m, "ok", false);
+
 		puts(raw);
-		return ctl_msg_bool(&m, "ok", false) ? 0 : 1;
+		ctl_msg_free(&m);
+		return ok ? 0 : 1;
 	}
 	check_ok(&m, ctl_verb_name(verb));
 	if (verb == CTL_STATS) {
@@ -555,11 +557,12 @@ static int cmd_top(const char *sock, double interval, long count)
 	check_ok(&prev, "stats");
 	t0 = secs_now();
 	for (long i = 0; (count <= 0 || i < count) && !interrupted; i++) {
-		struct timespec ts = { .tv_sec = (time_t)interval,
-				       .tv_nsec = (long)((interval -
-							  (double)(time_t)
-								  interval) *
-							 1e9) };
+		struct timespec ts = {
+			.tv_sec = (time_t)interval,
+			.tv_nsec =
+				(long)((interval - (double)(time_t)interval) *
+				       1e9)
+		};
 
 		while (nanosleep(&ts, &ts) < 0 && !interrupted)
 			;
@@ -591,8 +594,11 @@ static int cmd_flush(const char *sock)
 
 	call(sock, CTL_FLUSH, &m, &raw);
 	if (json) {
+		int ok = ctl_msg_bool(&m, "ok", false);
+
 		puts(raw);
-		return ctl_msg_bool(&m, "ok", false) ? 0 : 1;
+		ctl_msg_free(&m);
+		return ok ? 0 : 1;
 	}
 	check_ok(&m, "flush");
 	printf("flushed in %llu ms\n",
@@ -642,8 +648,12 @@ static int cmd_drain(const char *sock)
 		ctl_msg_free(&m);
 	}
 	conn_close(&c);
-	if (json)
-		return ctl_msg_bool(&m, "ok", false) ? 0 : 1;
+	if (json) {
+		int ok = ctl_msg_bool(&m, "ok", false);
+
+		ctl_msg_free(&m);
+		return ok ? 0 : 1;
+	}
 	if (shown && tty)
 		putchar('\n');
 	check_ok(&m, "drain");
@@ -716,14 +726,16 @@ static int cmd_pin(const char *sock, enum ctl_verb verb, const char *range)
 		die(1, "out of memory");
 	dash = strchr(copy, '-');
 	if (!dash)
-		die(2, "%s: write the range as START-END (END excluded), "
-		       "e.g. 0-64M",
+		die(2,
+		    "%s: write the range as START-END (END excluded), "
+		    "e.g. 0-64M",
 		    range);
 	*dash = 0;
 	if (parse_size(copy, &req.start) < 0 ||
 	    parse_size(dash + 1, &req.end) < 0 || req.start >= req.end)
-		die(2, "%s: START and END are byte offsets (suffixes K, M, G, "
-		       "T), START < END",
+		die(2,
+		    "%s: START and END are byte offsets (suffixes K, M, G, "
+		    "T), START < END",
 		    range);
 	free(copy);
 	conn_open(&c, sock);
@@ -731,8 +743,11 @@ static int cmd_pin(const char *sock, enum ctl_verb verb, const char *range)
 	conn_recv(&c, &m, &raw);
 	conn_close(&c);
 	if (json) {
+		int ok = ctl_msg_bool(&m, "ok", false);
+
 		puts(raw);
-		return ctl_msg_bool(&m, "ok", false) ? 0 : 1;
+		ctl_msg_free(&m);
+		return ok ? 0 : 1;
 	}
 	check_ok(&m, ctl_verb_name(verb));
 	printf("%s %s-%s\n", verb == CTL_PIN ? "pinned" : "unpinned",
@@ -748,8 +763,11 @@ static int cmd_ping(const char *sock)
 
 	call(sock, CTL_PING, &m, &raw);
 	if (json) {
+		int ok = ctl_msg_bool(&m, "ok", false);
+
 		puts(raw);
-		return ctl_msg_bool(&m, "ok", false) ? 0 : 1;
+		ctl_msg_free(&m);
+		return ok ? 0 : 1;
 	}
 	check_ok(&m, "ping");
 	printf("tierbd %s serving %s (%s), protocol tierbd/%llu\n",
@@ -777,7 +795,7 @@ int main(int argc, char **argv)
 	const char *cmd;
 	double interval = 1;
 	long count = 0;
-	int c;
+	int c, r;
 
 	prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	/* Options anywhere: "tierbd stats --json" as well as "-j stats". */
@@ -822,30 +840,34 @@ int main(int argc, char **argv)
 	if (!sock && getenv("TIERBD_CONTROL"))
 		sock = strdup(getenv("TIERBD_CONTROL"));
 	if (!sock)
-		die(2, "which device? give -C CACHE_DIR, -s SOCKET or "
-		       "$TIERBD_CONTROL (see %s --help)",
+		die(2,
+		    "which device? give -C CACHE_DIR, -s SOCKET or "
+		    "$TIERBD_CONTROL (see %s --help)",
 		    prog);
 
 	if (strcmp(cmd, "pin") == 0 || strcmp(cmd, "unpin") == 0) {
 		if (optind != argc - 1)
 			die(2, "usage: %s %s START-END", prog, cmd);
-		return cmd_pin(sock, cmd[0] == 'p' ? CTL_PIN : CTL_UNPIN,
-			       argv[optind]);
-	}
-	if (optind != argc)
+		r = cmd_pin(sock, cmd[0] == 'p' ? CTL_PIN : CTL_UNPIN,
+			    argv[optind]);
+	} else if (optind != argc) {
 		die(2, "%s takes no argument '%s' (see %s --help)", cmd,
 		    argv[optind], prog);
-	if (strcmp(cmd, "stats") == 0)
-		return cmd_show(sock, CTL_STATS);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_show(sock, CTL_STATUS);
-	if (strcmp(cmd, "top") == 0)
-		return cmd_top(sock, interval, count);
-	if (strcmp(cmd, "flush") == 0)
-		return cmd_flush(sock);
-	if (strcmp(cmd, "drain") == 0)
-		return cmd_drain(sock);
-	if (strcmp(cmd, "ping") == 0)
-		return cmd_ping(sock);
-	die(2, "unknown command '%s' (see %s --help)", cmd, prog);
+	} else if (strcmp(cmd, "stats") == 0) {
+		r = cmd_show(sock, CTL_STATS);
+	} else if (strcmp(cmd, "status") == 0) {
+		r = cmd_show(sock, CTL_STATUS);
+	} else if (strcmp(cmd, "top") == 0) {
+		r = cmd_top(sock, interval, count);
+	} else if (strcmp(cmd, "flush") == 0) {
+		r = cmd_flush(sock);
+	} else if (strcmp(cmd, "drain") == 0) {
+		r = cmd_drain(sock);
+	} else if (strcmp(cmd, "ping") == 0) {
+		r = cmd_ping(sock);
+	} else {
+		die(2, "unknown command '%s' (see %s --help)", cmd, prog);
+	}
+	free(sock);
+	return r;
 }
