@@ -19,6 +19,7 @@ test_pkgs=(
 	nbdfuse fuse3 e2fsprogs util-linux kmod curl fio
 	libclang-rt-14-dev
 	ceph-mon ceph-osd radosgw
+	qemu-system-x86 linux-image-amd64 busybox-static nbd-client cpio
 )
 
 case "${1:-build}" in
