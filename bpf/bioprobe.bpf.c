@@ -130,8 +130,9 @@ static __always_inline __u32 dir_of(struct request *rq)
 {
 	__u32 op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
 
-	return op == 0 ? BIOPROBE_READ : op == 1 ? BIOPROBE_WRITE
-						 : BIOPROBE_OTHER;
+	return op == 0	 ? BIOPROBE_READ
+	       : op == 1 ? BIOPROBE_WRITE
+			 : BIOPROBE_OTHER;
 }
 
 static __always_inline int on_issue(struct request *rq)

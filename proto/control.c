@@ -70,8 +70,8 @@ static int parse_dec(const char *s, size_t n, uint64_t *out)
 	return 0;
 }
 
-int ctl_req_decode(const char *line, size_t len, struct ctl_req *out,
-		   char *err, size_t errlen)
+int ctl_req_decode(const char *line, size_t len, struct ctl_req *out, char *err,
+		   size_t errlen)
 {
 	static const char magic[] = "tierbd/";
 	const size_t mlen = sizeof(magic) - 1;
@@ -125,9 +125,10 @@ int ctl_req_decode(const char *line, size_t len, struct ctl_req *out,
 					    "an empty verb (two spaces?)");
 			for (size_t i = 0; i < vlen; i++)
 				if (p[i] < 'a' || p[i] > 'z')
-					return fail(err, errlen, -EBADMSG,
-						    "malformed verb: lower-case "
-						    "letters only");
+					return fail(
+						err, errlen, -EBADMSG,
+						"malformed verb: lower-case "
+						"letters only");
 			return fail(err, errlen, -EOPNOTSUPP,
 				    "unknown verb '%.*s'; known: ping stats "
 				    "status flush drain pin unpin",
@@ -137,8 +138,8 @@ int ctl_req_decode(const char *line, size_t len, struct ctl_req *out,
 	}
 	if (out->verb != CTL_PIN && out->verb != CTL_UNPIN) {
 		if (sp)
-			return fail(err, errlen, -EINVAL, "%s takes no argument",
-				    verbs[out->verb]);
+			return fail(err, errlen, -EINVAL,
+				    "%s takes no argument", verbs[out->verb]);
 		return 0;
 	}
 	if (!sp || sp + 1 == end)
@@ -348,8 +349,8 @@ void ctl_out_u64(struct ctl_out *o, const char *key, uint64_t v)
 	char b[24];
 
 	member(o, key);
-	put(o, b, (size_t)snprintf(b, sizeof(b), "%llu",
-				   (unsigned long long)v));
+	put(o, b,
+	    (size_t)snprintf(b, sizeof(b), "%llu", (unsigned long long)v));
 }
 
 void ctl_out_i64(struct ctl_out *o, const char *key, int64_t v)
@@ -389,8 +390,7 @@ void ctl_out_null(struct ctl_out *o, const char *key)
 	puts_(o, "null");
 }
 
-void ctl_out_strn(struct ctl_out *o, const char *key, const char *s,
-		  size_t n)
+void ctl_out_strn(struct ctl_out *o, const char *key, const char *s, size_t n)
 {
 	member(o, key);
 	put_string(o, s, n);
@@ -444,8 +444,7 @@ static int pfail_at(struct parser *ps, const char *start, int r,
 		    (size_t)(ps->s - start));
 }
 
-static int arena_add(struct ctl_msg *m, const char *s, size_t n,
-		     uint32_t *off)
+static int arena_add(struct ctl_msg *m, const char *s, size_t n, uint32_t *off)
 {
 	if (m->arena_len + n + 1 > m->arena_cap) {
 		size_t cap = m->arena_cap ? m->arena_cap : 256;
@@ -521,7 +520,8 @@ static int parse_string(struct parser *ps, const char *start, bool key,
 		return -ENOMEM;
 	for (;;) {
 		if (ps->s >= ps->end) {
-			r = pfail_at(ps, start, -EBADMSG, "unterminated string");
+			r = pfail_at(ps, start, -EBADMSG,
+				     "unterminated string");
 			goto out;
 		}
 		u = (const unsigned char *)ps->s;
@@ -635,7 +635,8 @@ static int parse_string(struct parser *ps, const char *start, bool key,
 		for (size_t i = 0; i < n; i++) {
 			char c = tmp[i];
 
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			if (!((c >= 'a' && c <= 'z') ||
+			      (c >= 'A' && c <= 'Z') ||
 			      (c >= '0' && c <= '9') || c == '_')) {
 				r = pfail_at(ps, start, -EBADMSG,
 					     "a key may hold only letters, "
@@ -652,8 +653,7 @@ out:
 	return r;
 }
 
-static int parse_number(struct parser *ps, const char *start,
-			struct ctl_tok *t)
+static int parse_number(struct parser *ps, const char *start, struct ctl_tok *t)
 {
 	const char *p = ps->s, *digits;
 	bool neg = false, frac = false;
@@ -722,9 +722,8 @@ static int parse_number(struct parser *ps, const char *start,
 				return pfail_at(ps, start, -ERANGE,
 						"integer out of range");
 			t->type = CTL_T_INT;
-			t->v.i = v == (uint64_t)INT64_MAX + 1
-					 ? INT64_MIN
-					 : -(int64_t)v;
+			t->v.i = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN
+							      : -(int64_t)v;
 		} else {
 			t->type = CTL_T_UINT; /* "-0" too */
 			t->v.u = v;
@@ -862,8 +861,11 @@ static int parse_value(struct parser *ps, const char *start, uint32_t key,
 int ctl_reply_decode(const char *line, size_t len, struct ctl_msg *out,
 		     char *err, size_t errlen)
 {
-	struct parser ps = { .s = line, .end = line + len, .m = out,
-			     .err = err, .errlen = errlen };
+	struct parser ps = { .s = line,
+			     .end = line + len,
+			     .m = out,
+			     .err = err,
+			     .errlen = errlen };
 	const struct ctl_tok *v;
 	int r;
 

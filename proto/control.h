@@ -84,8 +84,8 @@ const char *ctl_verb_name(enum ctl_verb v);
 
 /* Decode one request line (len bytes, no '\n').  0 or -errno, with a
  * message in err (NUL-terminated, cut to errlen). */
-int ctl_req_decode(const char *line, size_t len, struct ctl_req *out,
-		   char *err, size_t errlen);
+int ctl_req_decode(const char *line, size_t len, struct ctl_req *out, char *err,
+		   size_t errlen);
 
 /* Encode a request line (no '\n', NUL-terminated) into buf of n bytes.
  * Returns its length, or -EINVAL (bad request) / -ENOSPC. */
@@ -115,8 +115,7 @@ void ctl_out_bool(struct ctl_out *o, const char *key, bool v);
 void ctl_out_null(struct ctl_out *o, const char *key);
 /* Any bytes: invalid UTF-8 is sent byte by byte as \u00XX. */
 void ctl_out_str(struct ctl_out *o, const char *key, const char *s);
-void ctl_out_strn(struct ctl_out *o, const char *key, const char *s,
-		  size_t n);
+void ctl_out_strn(struct ctl_out *o, const char *key, const char *s, size_t n);
 /* Close the object; *line (malloc'd, NUL-terminated, no '\n') and *len.
  * 0 or -errno; the builder is reset either way. */
 int ctl_out_finish(struct ctl_out *o, char **line, size_t *len);

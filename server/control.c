@@ -479,8 +479,7 @@ static int handle(struct control *c, int fd, const char *line, size_t len)
 					 ? "pins would cover more than 90% "
 					   "of the cache"
 					 : strerror(-r));
-			return send_error(fd, ctl_verb_name(req.verb), -r,
-					  err);
+			return send_error(fd, ctl_verb_name(req.verb), -r, err);
 		}
 		ctl_out_init(&o);
 		ctl_out_bool(&o, "ok", true);
@@ -644,8 +643,8 @@ static int bind_socket(struct control *c)
 			return -EEXIST;
 		}
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa,
-				       sizeof(sa)) == 0) {
+		if (fd >= 0 &&
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			close(fd);
 			tlog(&c->conf.log, LOG_ERROR,
 			     "control=%s: another process serves this socket; "

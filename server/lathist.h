@@ -38,8 +38,7 @@ static inline void lat_record(uint64_t *hist, uint64_t *sum, uint64_t t0)
 {
 	uint64_t ns = lat_now_ns() - t0;
 
-	__atomic_fetch_add(&hist[lat_slot(ns, LAT_SLOTS)], 1,
-			   __ATOMIC_RELAXED);
+	__atomic_fetch_add(&hist[lat_slot(ns, LAT_SLOTS)], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(sum, ns, __ATOMIC_RELAXED);
 }
 

@@ -86,8 +86,7 @@ static void histogram(FILE *fp, const char *name, const char *labels,
 		(unsigned long long)cum);
 }
 
-static void counter(FILE *fp, const char *name, const char *help,
-		    uint64_t v)
+static void counter(FILE *fp, const char *name, const char *help, uint64_t v)
 {
 	family(fp, name, "counter", help);
 	fprintf(fp, "%s %llu\n", name, (unsigned long long)v);
@@ -113,8 +112,8 @@ static void write_probe(FILE *fp, struct probe *p)
 	char lab[128];
 
 	probe_get_pace(p, &pace);
-	gauge(fp, "tierbd_probe_loaded",
-	      "1 if the kernel I/O probe is loaded", probe_loaded(p));
+	gauge(fp, "tierbd_probe_loaded", "1 if the kernel I/O probe is loaded",
+	      probe_loaded(p));
 	gauge(fp, "tierbd_probe_overloaded",
 	      "1 while the cache devices' p99 is over probe-latency-limit",
 	      pace.overloaded);
@@ -266,15 +265,18 @@ int metrics_write(FILE *fp, struct device *dev, struct probe *probe)
 	fprintf(fp, "tierbd_transfer_bytes_total{dir=\"upload\"} %llu\n",
 		(unsigned long long)st->upload_bytes);
 
-	gauge(fp, "tierbd_dirty_bytes", "data in the cache newer than the "
-	      "store", st->dirty_bytes);
+	gauge(fp, "tierbd_dirty_bytes",
+	      "data in the cache newer than the "
+	      "store",
+	      st->dirty_bytes);
 	gauge(fp, "tierbd_commit_seq", "sequence of the newest commit",
 	      st->commit_seq);
-	gauge(fp, "tierbd_commit_lag", "chunk versions changed since the "
-	      "newest commit", st->commit_lag);
+	gauge(fp, "tierbd_commit_lag",
+	      "chunk versions changed since the "
+	      "newest commit",
+	      st->commit_lag);
 	counter(fp, "tierbd_commits_total", "commits written", st->commits);
-	counter(fp, "tierbd_evictions_total", "chunks evicted",
-		st->evictions);
+	counter(fp, "tierbd_evictions_total", "chunks evicted", st->evictions);
 	counter(fp, "tierbd_checksum_errors_total",
 		"chunks refused for a bad checksum", st->checksum_errors);
 	counter(fp, "tierbd_upload_errors_total", "failed uploads (retried)",
@@ -308,8 +310,7 @@ int metrics_write(FILE *fp, struct device *dev, struct probe *probe)
 		(unsigned long long)ss->retries);
 	fprintf(fp, "tierbd_store_outcomes_total{outcome=\"error\"} %llu\n",
 		(unsigned long long)ss->errors);
-	fprintf(fp,
-		"tierbd_store_outcomes_total{outcome=\"not_found\"} %llu\n",
+	fprintf(fp, "tierbd_store_outcomes_total{outcome=\"not_found\"} %llu\n",
 		(unsigned long long)ss->not_found);
 	fprintf(fp, "tierbd_store_outcomes_total{outcome=\"denied\"} %llu\n",
 		(unsigned long long)ss->denied);
@@ -318,8 +319,7 @@ int metrics_write(FILE *fp, struct device *dev, struct probe *probe)
 	fprintf(fp,
 		"tierbd_store_outcomes_total{outcome=\"server_error\"} %llu\n",
 		(unsigned long long)ss->server_errors);
-	fprintf(fp,
-		"tierbd_store_outcomes_total{outcome=\"net_error\"} %llu\n",
+	fprintf(fp, "tierbd_store_outcomes_total{outcome=\"net_error\"} %llu\n",
 		(unsigned long long)ss->net_errors);
 	family(fp, "tierbd_store_bytes_total", "counter",
 	       "store payload bytes");
@@ -498,8 +498,8 @@ static void serve_one(struct metrics *m, int fd)
 	}
 	metrics_write(fp, m->conf.dev, m->conf.probe);
 	fclose(fp);
-	respond(fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
-		body, blen);
+	respond(fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body,
+		blen);
 	free(body);
 }
 

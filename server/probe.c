@@ -90,9 +90,9 @@ struct probe {
 	pthread_mutex_t pace_lock; /* the pace_* fields below */
 	uint64_t pace_eval_ms;
 	uint64_t pace_prev[PROBE_SLOTS];
-	uint64_t pace_p99_ns;  /* atomic: last window's p99 */
-	uint64_t pace_ops;     /* atomic: requests in it */
-	bool pace_overloaded;  /* atomic */
+	uint64_t pace_p99_ns; /* atomic: last window's p99 */
+	uint64_t pace_ops;    /* atomic: requests in it */
+	bool pace_overloaded; /* atomic */
 };
 
 int probe_parse_mode(const char *s)
@@ -157,13 +157,13 @@ static int add_dev(struct probe *p, uint32_t ma, uint32_t mi, const char *name,
 	}
 	if (p->ndevs == PROBE_MAX_DEVS) {
 		say(err, errlen,
-			 "more than %d devices to watch; name fewer in "
-			 "probe-dev=",
-			 PROBE_MAX_DEVS);
+		    "more than %d devices to watch; name fewer in "
+		    "probe-dev=",
+		    PROBE_MAX_DEVS);
 		return -E2BIG;
 	}
-	p->devs[p->ndevs] = (struct probe_dev){ .major = ma, .minor = mi,
-						.cache = cache };
+	p->devs[p->ndevs] =
+		(struct probe_dev){ .major = ma, .minor = mi, .cache = cache };
 	say(p->devs[p->ndevs].name, sizeof(p->devs[0].name), "%s", name);
 	p->ndevs++;
 	return 0;
@@ -182,8 +182,10 @@ static int add_disks(struct probe *p, uint32_t ma, uint32_t mi, bool cache,
 	int r = 0;
 
 	if (depth > 8) {
-		say(err, errlen, "block device %u:%u: slaves nest too "
-				      "deep", ma, mi);
+		say(err, errlen,
+		    "block device %u:%u: slaves nest too "
+		    "deep",
+		    ma, mi);
 		return -ELOOP;
 	}
 	say(sys, sizeof(sys), "/sys/dev/block/%u:%u", ma, mi);
@@ -201,7 +203,7 @@ static int add_disks(struct probe *p, uint32_t ma, uint32_t mi, bool cache,
 			if (de->d_name[0] == '.')
 				continue;
 			say(path, sizeof(path), "%s/slaves/%s/dev", real,
-				 de->d_name);
+			    de->d_name);
 			if (read_small(path, buf, sizeof(buf)) < 0 ||
 			    sscanf(buf, "%u:%u", &sma, &smi) != 2)
 				continue;
@@ -281,15 +283,15 @@ static int find_devices(struct probe *p, const struct probe_conf *conf,
 
 		if (stat(conf->cache_file, &st) < 0)
 			say(err, errlen, "%s: %s", conf->cache_file,
-				 strerror(errno));
+			    strerror(errno));
 		else if (dev = st.st_dev,
 			 major(dev) == 0 && mount_source(dev, &dev) < 0)
 			say(err, errlen,
-				 "the cache directory is not on a block device "
-				 "(st_dev %u:%u: tmpfs, overlay?)",
-				 major(st.st_dev), minor(st.st_dev));
-		else if ((r = add_disks(p, major(dev), minor(dev), true, 0,
-					err, errlen)) < 0)
+			    "the cache directory is not on a block device "
+			    "(st_dev %u:%u: tmpfs, overlay?)",
+			    major(st.st_dev), minor(st.st_dev));
+		else if ((r = add_disks(p, major(dev), minor(dev), true, 0, err,
+					errlen)) < 0)
 			return r;
 	}
 	if (conf->devs && *conf->devs) {
@@ -304,14 +306,14 @@ static int find_devices(struct probe *p, const struct probe_conf *conf,
 			if (stat(tok, &st) < 0) {
 				r = -errno;
 				say(err, errlen, "probe-dev=%s: %s: %s",
-					 conf->devs, tok, strerror(errno));
+				    conf->devs, tok, strerror(errno));
 				return r;
 			}
 			if (!S_ISBLK(st.st_mode)) {
 				say(err, errlen,
-					 "probe-dev=%s: %s is not a block "
-					 "device",
-					 conf->devs, tok);
+				    "probe-dev=%s: %s is not a block "
+				    "device",
+				    conf->devs, tok);
 				return -ENOTBLK;
 			}
 			r = add_disks(p, major(st.st_rdev), minor(st.st_rdev),
@@ -334,8 +336,7 @@ static int find_devices(struct probe *p, const struct probe_conf *conf,
 static __thread const struct logger *lb_log;
 static __thread char lb_last[256];
 
-static int lb_print(enum libbpf_print_level level, const char *fmt,
-		    va_list ap)
+static int lb_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char msg[512];
 	size_t n;
@@ -406,22 +407,23 @@ static int load(struct probe *p, char *err, size_t errlen)
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
 		say(err, errlen,
-			 "the kernel has no BTF (/sys/kernel/btf/vmlinux: "
-			 "%s); it needs CONFIG_DEBUG_INFO_BTF=y",
-			 strerror(errno));
+		    "the kernel has no BTF (/sys/kernel/btf/vmlinux: "
+		    "%s); it needs CONFIG_DEBUG_INFO_BTF=y",
+		    strerror(errno));
 		return -ENOTSUP;
 	}
 	btf = btf__load_vmlinux_btf();
 	if (!btf) {
 		say(err, errlen, "cannot read the kernel's BTF: %s",
-			 strerror(errno));
+		    strerror(errno));
 		return -errno;
 	}
 	issue_args = tp_nargs(btf, "block_rq_issue");
 	btf__free(btf);
 	if (issue_args < 1) {
-		say(err, errlen, "the kernel has no block_rq_issue "
-				      "tracepoint");
+		say(err, errlen,
+		    "the kernel has no block_rq_issue "
+		    "tracepoint");
 		return -ENOTSUP;
 	}
 
@@ -468,15 +470,17 @@ static int load(struct probe *p, char *err, size_t errlen)
 		if (w)
 			say(err, errlen, "%s", w);
 		else
-			say(err, errlen, "the BPF program did not load: "
-					      "%s%s%s",
-				 strerror(-r), lb_last[0] ? "; libbpf: " : "",
-				 lb_last);
+			say(err, errlen,
+			    "the BPF program did not load: "
+			    "%s%s%s",
+			    strerror(-r), lb_last[0] ? "; libbpf: " : "",
+			    lb_last);
 		return r;
 	}
 	if (!p->skel->bss) {
-		say(err, errlen, "the kernel cannot map BPF global data "
-				      "(needs >= 5.5)");
+		say(err, errlen,
+		    "the kernel cannot map BPF global data "
+		    "(needs >= 5.5)");
 		bioprobe__destroy(p->skel);
 		p->skel = NULL;
 		return -ENOTSUP;
@@ -490,8 +494,7 @@ static int load(struct probe *p, char *err, size_t errlen)
 static int load(struct probe *p, char *err, size_t errlen)
 {
 	say(err, errlen,
-		 "this build of tierbd has no kernel probe (" TIERBD_PROBE_NOTE
-		 ")");
+	    "this build of tierbd has no kernel probe (" TIERBD_PROBE_NOTE ")");
 	return -ENOTSUP;
 }
 
@@ -654,7 +657,8 @@ static void pace_eval(struct probe *p)
 		if (!p->devs[i].cache || probe_read(p, i, &ds) < 0)
 			continue;
 		for (unsigned k = 0; k < PROBE_SLOTS; k++)
-			cur[k] += ds.lat[PROBE_READ][k] + ds.lat[PROBE_WRITE][k];
+			cur[k] +=
+				ds.lat[PROBE_READ][k] + ds.lat[PROBE_WRITE][k];
 	}
 	for (unsigned k = 0; k < PROBE_SLOTS; k++) {
 		delta[k] = cur[k] - p->pace_prev[k];
@@ -666,8 +670,7 @@ static void pace_eval(struct probe *p)
 	__atomic_store_n(&p->pace_p99_ns, p99, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->pace_ops, n, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->pace_overloaded,
-			 p99 > (uint64_t)p->limit_us * 1000,
-			 __ATOMIC_RELAXED);
+			 p99 > (uint64_t)p->limit_us * 1000, __ATOMIC_RELAXED);
 }
 
 unsigned probe_pace_ms(struct probe *p)

@@ -51,9 +51,9 @@ struct probe_conf {
 
 /* One watched device, as last read. */
 struct probe_dev_stats {
-	char name[32];	/* "vda", "loop3" */
+	char name[32]; /* "vda", "loop3" */
 	uint32_t major, minor;
-	bool cache;	/* holds the cache file */
+	bool cache; /* holds the cache file */
 	uint64_t ops[PROBE_NDIR], bytes[PROBE_NDIR], lat_sum_ns[PROBE_NDIR];
 	uint64_t errors;
 	int64_t inflight;

@@ -32,8 +32,7 @@ int fuzz_seed_check(const uint8_t *data, size_t size);
 void fuzz_report(FILE *fp);
 
 static struct {
-	unsigned long req_ok, req_err, reply_ok, reply_err, roundtrips,
-		lookups;
+	unsigned long req_ok, req_err, reply_ok, reply_err, roundtrips, lookups;
 } st;
 
 static void die(const char *what, long r) __attribute__((noreturn));
@@ -140,8 +139,8 @@ static bool same(const struct ctl_msg *a, const struct ctl_msg *b)
 		const struct ctl_tok *x = &a->tok[i], *y = &b->tok[i];
 		const char *kx = ctl_msg_key(a, x), *ky = ctl_msg_key(b, y);
 
-		if (x->type != y->type || x->depth != y->depth ||
-		    !kx != !ky || (kx && strcmp(kx, ky) != 0))
+		if (x->type != y->type || x->depth != y->depth || !kx != !ky ||
+		    (kx && strcmp(kx, ky) != 0))
 			return false;
 		switch (x->type) {
 		case CTL_T_STR:
@@ -285,7 +284,8 @@ static size_t seed_reply_built(uint8_t **out)
 	ctl_out_obj(&o, NULL);
 	ctl_out_str(&o, "name", "vda");
 	ctl_out_i64(&o, "inflight", -1);
-	ctl_out_str(&o, "note", "tab\there \"quoted\" \\ \x01 caf\xc3\xa9 \xff");
+	ctl_out_str(&o, "note",
+		    "tab\there \"quoted\" \\ \x01 caf\xc3\xa9 \xff");
 	ctl_out_null(&o, "none");
 	ctl_out_end(&o);
 	ctl_out_end(&o);
@@ -358,6 +358,6 @@ void fuzz_report(FILE *fp)
 	fprintf(fp,
 		"control requests: %lu ok, %lu rejected; replies: %lu ok, "
 		"%lu rejected; %lu round trips, %lu lookups\n",
-		st.req_ok, st.req_err, st.reply_ok, st.reply_err,
-		st.roundtrips, st.lookups);
+		st.req_ok, st.req_err, st.reply_ok, st.reply_err, st.roundtrips,
+		st.lookups);
 }
