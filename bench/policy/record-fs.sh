@@ -16,7 +16,8 @@
 # The engine writes one line per request it serves (the trace=FILE
 # format: "<us> <R|W|T|Z|F> <offset> <length>"); the result is that
 # trace after a "# tierbd-trace size=... chunk=... name=fs-recorded"
-# line.  Everything is taken down on exit (mount, loop, FUSE, nbdkit).
+# line and "# phase <us> <name>" lines (when each step began).
+# Everything is taken down on exit (mount, loop, FUSE, nbdkit).
 #
 # Usage: bench/policy/record-fs.sh BUILD_DIR OUT_TRACE
 #   env: SIZE=1G CACHE_SIZE=64M
@@ -119,6 +120,13 @@ tar cf "$work/tree.tar" -C /usr include share/doc 2>/dev/null || true
 [ -s "$work/tree.tar" ] || { echo "record-fs: tar of /usr failed" >&2; exit 1; }
 
 t0=$SECONDS
+# Phase marks, in microseconds from about when the engine's trace clock
+# starts (device open, a few ms after nbdkit starts): comment lines
+# "# phase <us> <name>" in the trace, for whoever studies it.
+start_ns=$(date +%s%N)
+phase() {
+	echo "# phase $((($(date +%s%N) - start_ns) / 1000)) $1" >>"$work/phases"
+}
 nbdkit -f --exit-with-parent -U "$sock" -P "$work/nbdkit.pid" "$plugin" \
 	size="$size" chunk-size=1M cache="$work/cache" cache-size="$cache_size" \
 	store="dir:$work/store" trace="$work/trace" \
@@ -141,23 +149,28 @@ done
 loopdev=$(losetup -f --show "$img") || skip "losetup failed"
 echo "record-fs: tierbd size=$size cache-size=$cache_size on $loopdev"
 
+phase mkfs
 mkfs.ext4 -q -F -b 4096 "$loopdev"
 mount "$loopdev" "$mnt"
 mounted=1
 echo "record-fs: unpacking $(du -h "$work/tree.tar" | cut -f1) of source tree"
+phase untar
 tar xf "$work/tree.tar" -C "$mnt"
 nfiles=$(find "$mnt" -type f | wc -l)
 remount
 echo "record-fs: reading back $nfiles files"
+phase readback
 (cd "$mnt" && find . -type f -print0 | xargs -0 cat >/dev/null)
 for round in 1 2 3; do
 	remount
 	echo "record-fs: grep -r round $round"
+	phase "grep$round"
 	(cd "$mnt" && grep -r -l -e 'PAGE_SIZE' -e 'copyright' \
 		include/linux include/c++ include/x86_64-linux-gnu \
 		include/llvm-14 include/openssl include/python3.11 \
 		>/dev/null 2>&1 || true)
 done
+phase umount
 umount "$mnt"
 mounted=
 take_down
@@ -166,6 +179,7 @@ echo "record-fs: recorded in $((SECONDS - t0)) s"
 bytes=$(numfmt --from=iec "$size")
 {
 	echo "# tierbd-trace size=$bytes chunk=1048576 name=fs-recorded"
+	cat "$work/phases"
 	cat "$work/trace"
 } >"$out.tmp"
 mv "$out.tmp" "$out"

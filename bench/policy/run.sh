@@ -157,10 +157,12 @@ done >"$all"
 	cat "$all"
 } >"$here/results.tsv"
 
-commit=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The replayer links server/policy.c: say which one.
+commit=$(git -C "$src" log -1 --format=%h -- server/policy.c 2>/dev/null || true)
+commit="policy.c of ${commit:-unknown}"
 if [ -n "$(git -C "$src" status --porcelain -- server/policy.c server/policy.h \
-	server/device.c server/pull.c 2>/dev/null)" ]; then
-	commit="$commit + uncommitted changes to the engine"
+	2>/dev/null)" ]; then
+	commit="$commit + uncommitted changes"
 fi
 
 goals=$work/goals.txt
@@ -191,7 +193,7 @@ END {
 {
 	echo "# Tiering policy: hot-tier hit ratio"
 	echo
-	echo "Made by \`bench/policy/run.sh\` on $(date -u +%Y-%m-%d), commit $commit,"
+	echo "Made by \`bench/policy/run.sh\` on $(date -u +%Y-%m-%d), $commit,"
 	echo "$(nproc) CPUs.  Hit ratio = hits / chunk accesses (one access per"
 	echo "request and chunk it touches; reads of never-written chunks, which"
 	echo "the engine answers with zeros, are not accesses).  **tierbd**: the"
@@ -219,6 +221,19 @@ END {
 		acc=$(grep -v '^#' "$work/$t.tsv" | head -1 | cut -f4)
 		echo "- **$t**: ${desc[$t]}; $n requests, $acc accesses."
 	done
+	echo
+	echo "On the stationary Zipf traces, no policy without foresight can beat"
+	echo "holding the most accessed chunks (**static top-N**: the N chunks most"
+	echo "accessed over the whole trace, held from their first access); OPT's"
+	echo "knowledge of each next access is worth more than that:"
+	echo
+	echo "| trace | cache | static top-N % | static/OPT | tierbd/static | policy alone/static |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	awk -F'\t' '$1 ~ /^zipf-[0-9.]+$/ {
+		a = $4
+		printf "| %s | %s%% | %.1f | %.3f | %.3f | %.3f |\n", $1, $2,
+			100*$9/a, $9/$8, $5/$9, $6/$9
+	}' "$all"
 	echo
 	echo "Goals:"
 	echo
