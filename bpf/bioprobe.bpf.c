@@ -103,20 +103,30 @@ static __always_inline __u32 slot_of(__u64 v, __u32 nslots)
 	return s < nslots ? s : nslots - 1;
 }
 
+/* Field reads.  tp_btf programs get BTF-typed pointers and load through
+ * them directly (a plain load, guarded by the JIT, relocated by CO-RE);
+ * raw_tp programs get plain numbers and need bpf_probe_read_kernel
+ * (BPF_CORE_READ), a helper call per field, about twice the cost.
+ * `direct` is a constant in each program: only one form is compiled. */
+#define RD(direct, p, f) ((direct) ? (p)->f : BPF_CORE_READ(p, f))
+
 /* The watch index of the request's disk, or -1. */
-static __always_inline int watch_slot(struct request *rq)
+static __always_inline int watch_slot(struct request *rq, bool direct)
 {
 	struct gendisk *disk;
 	__u32 dev;
 
-	if (bpf_core_field_exists(((struct request___old *)0)->rq_disk))
-		disk = BPF_CORE_READ((struct request___old *)rq, rq_disk);
-	else
-		disk = BPF_CORE_READ(rq, q, disk);
+	if (bpf_core_field_exists(((struct request___old *)0)->rq_disk)) {
+		disk = RD(direct, (struct request___old *)rq, rq_disk);
+	} else {
+		struct request_queue *q = RD(direct, rq, q);
+
+		disk = RD(direct, q, disk);
+	}
 	if (!disk)
 		return -1;
-	dev = (__u32)BPF_CORE_READ(disk, major) << 20 |
-	      (__u32)BPF_CORE_READ(disk, first_minor);
+	dev = (__u32)RD(direct, disk, major) << 20 |
+	      (__u32)RD(direct, disk, first_minor);
 	for (int i = 0; i < BIOPROBE_MAX_DEVS; i++) {
 		if (i >= nwatch)
 			break;
@@ -126,22 +136,22 @@ static __always_inline int watch_slot(struct request *rq)
 	return -1;
 }
 
-static __always_inline __u32 dir_of(struct request *rq)
+static __always_inline __u32 dir_of(struct request *rq, bool direct)
 {
-	__u32 op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
+	__u32 op = RD(direct, rq, cmd_flags) & REQ_OP_MASK;
 
 	return op == 0	 ? BIOPROBE_READ
 	       : op == 1 ? BIOPROBE_WRITE
 			 : BIOPROBE_OTHER;
 }
 
-static __always_inline int on_issue(struct request *rq)
+static __always_inline int on_issue(struct request *rq, bool direct)
 {
 	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), made;
 	struct rq_state *st, fresh = {};
 	struct bioprobe_dev *s;
 	__s64 depth;
-	int slot = watch_slot(rq);
+	int slot = watch_slot(rq, direct);
 	__u32 dir;
 
 	if (slot < 0 || slot >= BIOPROBE_MAX_DEVS)
@@ -153,8 +163,8 @@ static __always_inline int on_issue(struct request *rq)
 		st->issue_ns = now;
 		return 0;
 	}
-	dir = dir_of(rq);
-	made = BPF_CORE_READ(rq, start_time_ns);
+	dir = dir_of(rq, direct);
+	made = RD(direct, rq, start_time_ns);
 	if (made && now > made)
 		__sync_fetch_and_add(
 			&s->qlat[dir][slot_of(now - made, BIOPROBE_SLOTS)], 1);
@@ -175,7 +185,7 @@ static __always_inline int on_issue(struct request *rq)
 }
 
 static __always_inline int on_complete(struct request *rq, int error,
-				       unsigned int nr_bytes)
+				       unsigned int nr_bytes, bool direct)
 {
 	__u64 key = (__u64)rq, now, lat;
 	struct rq_state *st;
@@ -186,12 +196,13 @@ static __always_inline int on_complete(struct request *rq, int error,
 	if (!st) {
 		/* Issued before we attached, or not on a watched device:
 		 * count its bytes if it is ours. */
-		int w = watch_slot(rq);
+		int w = watch_slot(rq, direct);
 
 		if (w < 0 || w >= BIOPROBE_MAX_DEVS)
 			return 0;
-		__sync_fetch_and_add(&stats[w].bytes[dir_of(rq)], nr_bytes);
-		if (nr_bytes >= BPF_CORE_READ(rq, __data_len))
+		__sync_fetch_and_add(&stats[w].bytes[dir_of(rq, direct)],
+				     nr_bytes);
+		if (nr_bytes >= RD(direct, rq, __data_len))
 			__sync_fetch_and_add(&stats[w].unmatched, 1);
 		return 0;
 	}
@@ -204,7 +215,7 @@ static __always_inline int on_complete(struct request *rq, int error,
 	if (error)
 		__sync_fetch_and_add(&s->errors, 1);
 	/* Partial completion: the request goes on. */
-	if (nr_bytes < BPF_CORE_READ(rq, __data_len))
+	if (nr_bytes < RD(direct, rq, __data_len))
 		return 0;
 	now = bpf_ktime_get_ns();
 	lat = now > st->issue_ns ? now - st->issue_ns : 0;
@@ -221,14 +232,15 @@ static __always_inline int on_complete(struct request *rq, int error,
 SEC("tp_btf/block_rq_issue")
 int btf_rq_issue(__u64 *ctx)
 {
-	return on_issue((struct request *)(issue_has_q ? ctx[1] : ctx[0]));
+	return on_issue((struct request *)(issue_has_q ? ctx[1] : ctx[0]),
+			true);
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(btf_rq_complete, struct request *rq, int error,
 	     unsigned int nr_bytes)
 {
-	return on_complete(rq, error, nr_bytes);
+	return on_complete(rq, error, nr_bytes, true);
 }
 
 /* ---- raw_tp: the fallback where tp_btf does not load ---- */
@@ -236,14 +248,15 @@ int BPF_PROG(btf_rq_complete, struct request *rq, int error,
 SEC("raw_tp/block_rq_issue")
 int raw_rq_issue(__u64 *ctx)
 {
-	return on_issue((struct request *)(issue_has_q ? ctx[1] : ctx[0]));
+	return on_issue((struct request *)(issue_has_q ? ctx[1] : ctx[0]),
+			false);
 }
 
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(raw_rq_complete, struct request *rq, int error,
 	     unsigned int nr_bytes)
 {
-	return on_complete(rq, error, nr_bytes);
+	return on_complete(rq, error, nr_bytes, false);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
