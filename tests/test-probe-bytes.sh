@@ -5,9 +5,12 @@
 # probe's byte counters within 1%, with non-empty latency histograms
 # whose counts match the operations, and nothing left in flight.  Again
 # with the raw_tp fallback (TIERBD_PROBE_ATTACH=raw_tp) instead of
-# tp_btf.  The cache directory's own disk is watched as role "cache"
-# when it is on a block device.  probe=off loads nothing; probe=on with
-# a probe-dev= that is no block device refuses to start and says why.
+# tp_btf, and through a partition (probe-dev=/dev/loopNp1, a 259:N
+# device, must watch loopN, as the block layer names requests: its
+# bytes are counted there).  The cache directory's own disk is watched
+# as role "cache" when it is on a block device.  probe=off loads
+# nothing; probe=on with a probe-dev= that is no block device refuses to
+# start and says why.
 #
 # Skipped (77) only where the probe cannot load here: BPF not permitted
 # (needs CAP_BPF and CAP_PERFMON, or root), no kernel BTF, a build
@@ -122,6 +125,53 @@ def measure(dev, loop, name, write_mib, read_mib):
         raise t.TestFailure("%d errors counted" % after["errors"])
 
 
+def partition(wd, dev):
+    """probe-dev= a partition: the whole disk is watched, as the block
+    layer names it (a loop partition is 259:N, its disk 7:M)."""
+    img = wd.sub("part.img")
+    with open(img, "wb") as f:
+        f.truncate(64 * MiB)
+        # An MBR with one Linux partition from sector 2048, 48 MiB long.
+        mbr = bytearray(512)
+        mbr[446:462] = bytes([0, 0, 0, 0, 0x83, 0, 0, 0]) + \
+            (2048).to_bytes(4, "little") + \
+            (48 * MiB // 512).to_bytes(4, "little")
+        mbr[510:512] = b"\x55\xaa"
+        f.seek(0)
+        f.write(mbr)
+    p = subprocess.run(["losetup", "-P", "-f", "--show", img],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        t.log("note: no partitioned loop device (%s); partition mapping "
+              "not tested" % p.stderr.strip())
+        return
+    loop = p.stdout.strip()
+    part = loop + "p1"
+    try:
+        if not os.path.exists(part):
+            subprocess.run(["partx", "-a", loop], capture_output=True)
+        if not os.path.exists(part):
+            t.log("note: %s did not appear; partition mapping not tested"
+                  % part)
+            return
+        dev.start(probe="on", probe_dev=part)
+        st = stats(dev)
+        name = os.path.basename(loop)
+        d = probe_dev(st, name)
+        if d["role"] != "watch" or not d["dev"].startswith("7:"):
+            raise t.TestFailure("%s mapped to %s" % (part, d))
+        before = d["write"]["bytes"]
+        dd("if=/dev/zero", "of=" + part, "bs=1M", "count=16",
+           "oflag=direct")
+        after = wait_idle(dev, name)
+        within("writes to %s, counted on %s" % (part, name),
+               after["write"]["bytes"] - before, 16 * MiB)
+        dev.stop()
+    finally:
+        subprocess.run(["partx", "-d", loop], capture_output=True)
+        subprocess.run(["losetup", "-d", loop])
+
+
 def body(wd):
     t.require_tierbd("the kernel probe")
     if not os.access(CLI, os.X_OK):
@@ -166,6 +216,8 @@ def body(wd):
                                 st["probe"]["state"])
         measure(dev, loop, name, 16, 16)
         dev.stop()
+
+        partition(wd, dev)
 
         dev.start(probe="off")
         st = stats(dev)
