@@ -142,7 +142,7 @@ def body(wd):
                 hw.pwrite(buf, c * CS)
                 m.write(c * CS, buf)
                 t1 = time.monotonic()
-                writes.append((t1, len(buf), t0))
+                writes.append((t1, len(buf), t0, c))
                 # paced, without catching up after a slow write
                 stop.wait(max(0.0, len(buf) / PACE - (t1 - t0)))
                 if wrng.random() < 0.1:
@@ -162,13 +162,19 @@ def body(wd):
             errors.append("reader: %s" % e)
 
     def sampler():
-        while not stop.is_set():
-            try:
-                samples.append((time.monotonic(), status(dev.cache)))
-            except Exception as e:
-                errors.append("status: %s" % e)
-                return
-            stop.wait(0.5)
+        # every sample also goes to samples.jsonl in the work directory
+        # (kept when the test fails)
+        with open(wd.sub("samples.jsonl"), "w") as f:
+            while not stop.is_set():
+                try:
+                    ts, st = time.monotonic(), status(dev.cache, "stats")
+                except Exception as e:
+                    errors.append("stats: %s" % e)
+                    return
+                samples.append((ts, st))
+                f.write(json.dumps({"t": round(ts - T0, 2), "stats": st})
+                        + "\n")
+                stop.wait(0.5)
 
     ths = [threading.Thread(target=f, daemon=True)
            for f in (writer, reader, sampler)]
@@ -215,6 +221,7 @@ def body(wd):
                                 rate(reads, T2, T3))
     d_before, d_out, d_after = dirty(T0, T1), dirty(T1, T2), dirty(T2, T3)
     longest = max(e[0] - e[2] for e in writes)
+    slowest = next(e for e in writes if e[0] - e[2] == longest)
     full = [ts for ts, s in samples if T1 <= ts < T2 and
             s["dirty"]["bytes"] >= MAX_DIRTY - 2 * CS]
     stuck_from = max((e[2] for e in writes if e[0] - e[2] == longest))
@@ -228,6 +235,8 @@ def body(wd):
                                 ("after", T2, T3, w_after, r_after, d_after)):
         t.log("%-14s %7.1f  %11.2f  %10.2f  %13.2f" % (
             name, b - a, w, r, mb(max(d)) if d else float("nan")))
+    t.log("the longest write: chunks %d..%d, %.1f s" % (
+        slowest[3], slowest[3] + slowest[1] // CS - 1, longest))
     t.log("dirty data within two chunks of max-dirty %s" % (
         "%.1f s after radosgw was killed" % (full[0] - T1) if full
         else "never during the outage"))
@@ -241,8 +250,27 @@ def body(wd):
 
     problems = []
     if not d_out or max(d_out) < MAX_DIRTY - 2 * CS:
+        # What the writer waited for instead: the device while the
+        # longest write was waiting.
+        mid = [st for ts, st in samples if slowest[2] < ts < slowest[0]]
+        why = ""
+        if len(mid) >= 2:
+            a, b = mid[0], mid[-1]
+            why = ("; while the longest write waited (%.1f s): dirty %.2f "
+                   "MiB, %d free slots, %d hot clean chunks, %d hot dirty, "
+                   "evictions +%d, sync evictions +%d, fetches +%d, "
+                   "prefetches +%d (samples.jsonl in the work directory)"
+                   % (longest, mb(b["dirty"]["bytes"]),
+                      b["device"]["slots_free"], b["chunks"]["hot_clean"],
+                      b["chunks"]["hot_dirty"],
+                      b["cache"]["evictions"] - a["cache"]["evictions"],
+                      b["cache"]["sync_evictions"] -
+                      a["cache"]["sync_evictions"],
+                      b["store"]["fetches"] - a["store"]["fetches"],
+                      b["store"]["prefetches"] - a["store"]["prefetches"]))
         problems.append("dirty data never reached max-dirty during the "
-                        "outage (max %.2f MiB)" % mb(max(d_out or [0])))
+                        "outage (max %.2f MiB), yet writes stalled%s" % (
+                            mb(max(d_out or [0])), why))
     if d_out and max(d_out) > MAX_DIRTY + 8 * CS:
         problems.append("dirty data went to %.2f MiB, far above max-dirty"
                         % mb(max(d_out)))

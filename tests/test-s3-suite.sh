@@ -105,7 +105,9 @@ for r in "${rows[@]}"; do
 	*)
 		fail+=("$name")
 		[ $rc = 124 ] && echo "(timed out after $tmo s)" >>"$out"
-		echo "FAIL: $name (exit $rc, $dt s); last lines:"
+		echo "FAIL: $name (exit $rc, $dt s)"
+		grep -m3 '^FAIL' "$out" | sed 's/^/    /' || true
+		echo "    last lines of its output:"
 		tail -n 40 "$out" | sed 's/^/    /'
 		;;
 	esac
