@@ -7,11 +7,17 @@
 #               closes the connection, as for a client on tierbd's port;
 #   port 10810  nbdkit -s nbd socket=... (nbdkit's nbd plugin as a
 #               proxy): it stays connected and answers errors.
-# One boot, two crashes: for each port, a file tree written and synced,
-# then a writer that creates files with fsync while the host kills
-# tierbd (kill -9) and restarts it.  The recovery is the one README.md
-# gives: nbd-client -d, umount, nbd-client again, e2fsck -fy, mount.
-# Every file whose fsync returned before the crash must read back.
+# One boot, three crashes: a file tree written and synced, then a writer
+# that creates files with fsync while the host stops tierbd (SIGSTOP, so
+# that requests are in flight), kills it (SIGKILL) and restarts it:
+#   1. port 10809, nbd-client as README.md gives it: the requests in
+#      flight never complete: I/O blocks until nbd-client -d;
+#   2. port 10810: every request fails at once;
+#   3. port 10809 with nbd-client -t 8: the requests in flight fail
+#      after the timeout, without help.
+# The recovery is the one README.md gives: nbd-client -d, umount,
+# nbd-client again, e2fsck -fy, mount.  Every file whose fsync returned
+# before the crash must read back.
 NBD=/dev/nbd0
 MNT=/mnt
 HOST=10.0.2.100
@@ -34,17 +40,32 @@ connected() {
 	[ "$(cat /sys/block/nbd0/size)" != 0 ]
 }
 
-# connect PORT: as in README.md (netlink; nbd-client exits once the
-# device is set up).
+# connect PORT [OPTION...]: as in README.md (netlink; nbd-client exits
+# once the device is set up).
 connect() {
-	/sbin/nbd-client $HOST "$1" $NBD >/tmp/nbd-client.log 2>&1 && connected
+	_port=$1
+	shift
+	/sbin/nbd-client $HOST "$_port" $NBD "$@" >/tmp/nbd-client.log 2>&1 &&
+		connected || return 1
+	# The new connection must serve a read.
+	if ! dd if=$NBD of=/dev/null bs=4096 count=1 iflag=direct 2>/tmp/dd.err; then
+		DEAD=$((DEAD + 1))
+		info "connected, but reading $NBD fails: $(cat /tmp/dd.err)"
+		dmesg | tail -5 | sed 's/^/  kmsg: /'
+		cat /tmp/nbd-client.log
+		value dead_connections $DEAD
+		/sbin/nbd-client -d $NBD >/dev/null 2>&1
+		return 1
+	fi
 }
+DEAD=0
 
-# reconnect PORT: retry while tierbd is down (the host restarts it).
+# reconnect PORT [OPTION...]: retry while tierbd is down (the host
+# restarts it).
 reconnect() {
 	_i=0
 	while [ $_i -lt 90 ]; do
-		connect "$1" && { info "reconnected after $_i failed attempts"; return 0; }
+		connect "$@" && { info "reconnected after $_i failed attempts"; return 0; }
 		sleep 1
 		_i=$((_i + 1))
 	done
@@ -107,11 +128,15 @@ wait_pid() {
 	! kill -0 "$1" 2>/dev/null
 }
 
-# crash PORT TAG KMSG: the writer runs, the host kills tierbd; what the guest
-# sees, then the recovery.
+# crash TAG KMSG EXPECT PORT [OPTION...]: the writer runs, the host
+# stops and kills tierbd; what the guest sees (KMSG in dmesg, I/O that
+# EXPECT = failed by itself, or hung until nbd-client -d), then the
+# recovery, reconnecting with nbd-client ... PORT OPTION...
 crash() {
-	_port=$1
-	_tag=$2
+	_tag=$1
+	_kmsg=$2
+	_expect=$3
+	shift 3
 	rm -f /tmp/writer
 	dmesg -c >/dev/null
 	dmesg -n 1 # kernel errors to dmesg only, not among the markers
@@ -119,21 +144,31 @@ crash() {
 	_wp=$!
 	sleep 1
 	echo "GUEST-IO-RUNNING $_tag"
-	# The host kills tierbd about 2 s from now.  Does I/O fail by itself?
-	if wait_pid $_wp 25; then
-		value "state_$_tag" "failed"
-		info "$_tag: without help, I/O failed: $(cat /tmp/writer)"
+	# The host kills tierbd about 3 s from now.  Does I/O fail by itself?
+	# (Hanging: 12 s tell.  Failing: within 25 s, the timeout included.)
+	_t=$(up)
+	_w=25
+	[ "$_expect" = hung ] && _w=12
+	if wait_pid $_wp $_w; then
+		_state=failed
+		info "$_tag: I/O failed by itself: $(cat /tmp/writer)"
 	else
-		value "state_$_tag" "hung"
-		info "$_tag: I/O still blocked 25 s after the crash (D state)"
+		_state=hung
+		info "$_tag: I/O still blocked $(since "$_t") s after the crash (D state)"
+	fi
+	value "state_$_tag" $_state
+	if [ $_state = "$_expect" ]; then
+		pass "after crash $_tag, I/O $_expect"
+	else
+		fail "after crash $_tag, I/O $_expect (it $_state)"
 	fi
 	dmesg | grep -E 'nbd0|EXT4|JBD2|I/O error' | grep -v 'I/O error, dev' |
 		awk '!seen[substr($0, index($0, "]") + 1)]++' | head -12 |
 		sed 's/^/  kmsg: /'
-	if dmesg | grep -qE "$3"; then
+	if dmesg | grep -qE "$_kmsg"; then
 		pass "the kernel logs the crash ($_tag)"
 	else
-		fail "the kernel logs the crash ($_tag): no '$3' in dmesg"
+		fail "the kernel logs the crash ($_tag): no '$_kmsg' in dmesg"
 	fi
 	_t=$(up)
 	check "nbd-client -d after crash $_tag" /sbin/nbd-client -d $NBD
@@ -158,7 +193,7 @@ crash() {
 	grep " $MNT " /proc/mounts | sed "s/^/  mount after crash $_tag: /"
 	check "umount after crash $_tag" umount $MNT || return 1
 	dmesg -n 4
-	if reconnect "$_port"; then
+	if reconnect "$@"; then
 		pass "reconnect after restart $_tag"
 	else
 		fail "reconnect after restart $_tag"
@@ -187,7 +222,7 @@ crash() {
 
 step_crash() {
 	net_up || { fail "no $NBD"; return; }
-	# 1: mkfs, files, crash with the connection closed.
+	# 1: mkfs, files, a crash that closes the connection.
 	check "nbd-client connect" connect 10809 || { cat /tmp/nbd-client.log; return; }
 	info "$NBD: $(cat /sys/block/nbd0/size) sectors"
 	check "mkfs.ext4" /sbin/mke2fs -q -F -t ext4 $NBD || return
@@ -195,14 +230,22 @@ step_crash() {
 	files $MNT/1/a 24 200000
 	echo 3 >/proc/sys/vm/drop_caches
 	verify "checksums match before crash 1"
-	crash 10809 1 'nbd0: (Receive control failed|Dead connection)' || return
-	# 2: the same through nbdkit's nbd plugin as a proxy.
+	crash 1 'nbd0: (Receive control failed|Dead connection)' hung 10809 ||
+		return
+	# 2: through nbdkit's nbd plugin as a proxy.
 	check "umount before phase 2" umount $MNT
 	check "nbd-client -d before phase 2" /sbin/nbd-client -d $NBD
 	check "connect through the nbdkit proxy" connect 10810 || return
 	check "mount through the nbdkit proxy" mount -t ext4 $NBD $MNT || return
 	files $MNT/2/a 12 200000
-	crash 10810 2 'nbd0: Other side returned error' || return
+	crash 2 'nbd0: Other side returned error' failed 10810 || return
+	# 3: the connection closes again, with an 8 s timeout (nbd-client -t).
+	check "umount before phase 3" umount $MNT
+	check "nbd-client -d before phase 3" /sbin/nbd-client -d $NBD
+	check "connect with -t 8" connect 10809 -t 8 || return
+	check "mount with -t 8" mount -t ext4 $NBD $MNT || return
+	files $MNT/3/a 12 200000
+	crash 3 'nbd0: Connection timed out' failed 10809 -t 8 || return
 	check "umount at the end" umount $MNT
 	check "nbd-client -d at the end" /sbin/nbd-client -d $NBD
 }
