@@ -190,14 +190,17 @@ static int tierbd_config(const char *key, const char *value)
 		return 0;
 	}
 	if (strcmp(key, "prefetch") == 0) {
-		if (strcmp(value, "all") == 0 || strcmp(value, "warm") == 0) {
+		if (strcmp(value, "all") == 0 || strcmp(value, "warm") == 0 ||
+		    strcmp(value, "none") == 0) {
 			conf.prefetch_all = value[0] == 'a';
+			conf.prefetch_none = value[0] == 'n';
 			return 0;
 		}
 		nbdkit_error(
 			"prefetch=%s: use prefetch=warm (pull the previous "
-			"session's hot chunks; the default) or prefetch=all "
-			"(also pull every other chunk in the background)",
+			"session's hot chunks; the default), prefetch=all "
+			"(also pull every other chunk in the background) or "
+			"prefetch=none (only pinned chunks and read-ahead)",
 			value);
 		return -1;
 	}
@@ -359,8 +362,9 @@ static int tierbd_config_complete(void)
 	"pull-threads=N         background fetches in flight (default 4)\n"    \
 	"readahead=SIZE         pulled ahead of a sequential reader\n"         \
 	"                       (default 4M; 0: none)\n"                       \
-	"prefetch=warm|all      pull the last session's hot chunks at\n"       \
-	"                       start; all: every chunk\n"                     \
+	"prefetch=warm|all|none pull the last session's hot chunks at\n"       \
+	"                       start; all: every chunk; none: only\n"         \
+	"                       pinned chunks and read-ahead\n"               \
 	"pull-rate=SIZE         background fetch bytes/s (default no limit)\n" \
 	"push-rate=SIZE         upload bytes/s (default no limit)\n"           \
 	"takeover=BOOL          take the device from another host's\n"         \

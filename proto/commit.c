@@ -31,6 +31,7 @@ enum {
 	OFF_RAW_LEN = 72,
 	OFF_PAYLOAD_LEN = 80,
 	OFF_DATA_HASH = 88,
+	OFF_DEV_CREATED = 96,
 	OFF_HEADER_HASH = 124,
 };
 
@@ -60,6 +61,8 @@ int commit_encode(const struct commit_info *info,
 		le64_put(raw + i * COMMIT_ENTRY_SIZE, ents[i].index);
 		le64_put(raw + i * COMMIT_ENTRY_SIZE + 8, ents[i].gen);
 		le64_put(raw + i * COMMIT_ENTRY_SIZE + 16, ents[i].hash);
+		le32_put(raw + i * COMMIT_ENTRY_SIZE + 24, ents[i].heat);
+		le32_put(raw + i * COMMIT_ENTRY_SIZE + 28, ents[i].tick);
 	}
 	bound = LZ4_compressBound((int)raw_len);
 	obj = calloc(1, COMMIT_HEADER_SIZE + (size_t)bound);
@@ -87,6 +90,7 @@ int commit_encode(const struct commit_info *info,
 	le64_put(obj + OFF_NENTRIES, n);
 	le64_put(obj + OFF_GEN_FLOOR, info->gen_floor);
 	le64_put(obj + OFF_CREATED, info->created);
+	le64_put(obj + OFF_DEV_CREATED, info->dev_created);
 	le64_put(obj + OFF_RAW_LEN, raw_len);
 	le64_put(obj + OFF_PAYLOAD_LEN, (uint64_t)clen);
 	le64_put(obj + OFF_DATA_HASH, XXH3_64bits(raw, raw_len));
@@ -129,6 +133,7 @@ int commit_decode(const void *obj, size_t len, struct commit_info *info,
 	info->nentries = n = le64_get(p + OFF_NENTRIES);
 	info->gen_floor = le64_get(p + OFF_GEN_FLOOR);
 	info->created = le64_get(p + OFF_CREATED);
+	info->dev_created = le64_get(p + OFF_DEV_CREATED);
 	if (info->chunk_shift < CHUNK_SHIFT_MIN ||
 	    info->chunk_shift > CHUNK_SHIFT_MAX || info->device_size == 0 ||
 	    info->device_size > (UINT64_C(1) << 62) || info->seq == 0)
@@ -160,6 +165,8 @@ int commit_decode(const void *obj, size_t len, struct commit_info *info,
 		e[i].index = le64_get(raw + i * COMMIT_ENTRY_SIZE);
 		e[i].gen = le64_get(raw + i * COMMIT_ENTRY_SIZE + 8);
 		e[i].hash = le64_get(raw + i * COMMIT_ENTRY_SIZE + 16);
+		e[i].heat = le32_get(raw + i * COMMIT_ENTRY_SIZE + 24);
+		e[i].tick = le32_get(raw + i * COMMIT_ENTRY_SIZE + 28);
 		if (e[i].index >= nchunks || e[i].gen == 0 ||
 		    e[i].gen >= info->gen_floor ||
 		    (i && e[i].index <= e[i - 1].index))

@@ -5,7 +5,9 @@
  * versions together contain every write up to some completed flush
  * (DESIGN invariant 2).  Reopening on an empty cache reads the newest
  * commit that decodes.  A 128-byte header, then the entries sorted by
- * index, 24 bytes each, lz4-compressed.  All integers little-endian.
+ * index, 32 bytes each, lz4-compressed.  All integers little-endian.
+ * Entries carry the chunk's heat, so a device reopened elsewhere pulls
+ * what was hot first.
  *
  *   0  magic        8  "TIERBDCM"
  *   8  version      2  1
@@ -22,9 +24,11 @@
  *  72  raw_len      8  nentries * 24
  *  80  payload_len  8  bytes after the header
  *  88  data_hash    8  XXH3_64bits of the raw entries
- *  96  spare       28  zero
+ *  96  dev_created  8  unix time the device was created (heat clock)
+ * 104  spare       20  zero
  * 124  header_hash  4  XXH32(bytes 0..123, seed 0)
- * 128  payload      lz4 block of the entries {index u64, gen u64, hash u64}
+ * 128  payload      lz4 block of the entries
+ *                   {index u64, gen u64, hash u64, heat u32, tick u32}
  */
 #ifndef TIERBD_COMMIT_H
 #define TIERBD_COMMIT_H
@@ -35,12 +39,13 @@
 #define COMMIT_MAGIC "TIERBDCM"
 #define COMMIT_VERSION 1
 #define COMMIT_HEADER_SIZE 128
-#define COMMIT_ENTRY_SIZE 24
+#define COMMIT_ENTRY_SIZE 32
 /* lz4 takes at most ~2 GB: a commit names at most this many chunks. */
 #define COMMIT_MAX_ENTRIES (0x7E000000u / COMMIT_ENTRY_SIZE)
 
 struct commit_entry {
 	uint64_t index, gen, hash;
+	uint32_t heat, tick; /* the map entry's (policy.h) */
 };
 
 struct commit_info {
@@ -51,6 +56,7 @@ struct commit_info {
 	uint64_t nentries;
 	uint64_t gen_floor;
 	uint64_t created;
+	uint64_t dev_created; /* the clock of the entries' ticks */
 };
 
 /* Encode info->nentries entries (sorted by index, gen != 0).  Returns a

@@ -161,7 +161,8 @@ static int commit_put(struct device *d, uint64_t seq)
 		s = stripe_of(d, i);
 		pthread_mutex_lock(&s->lock);
 		if (e->state != CHUNK_ABSENT && e->gen)
-			ents[n++] = (struct commit_entry){ i, e->gen, e->hash };
+			ents[n++] = (struct commit_entry){ i, e->gen, e->hash,
+							   e->heat, e->tick };
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&d->gen_lock);
@@ -173,6 +174,7 @@ static int commit_put(struct device *d, uint64_t seq)
 	info.chunk_shift = d->chunk_shift;
 	info.nentries = n;
 	info.created = (uint64_t)time(NULL);
+	info.dev_created = d->sb.created;
 	r = commit_encode(&info, ents, &obj, &len);
 	free(ents);
 	if (r < 0)

@@ -53,6 +53,7 @@ struct device_conf {
 	uint64_t readahead;	     /* bytes ahead of a stream; default 4M */
 	bool readahead_off;	     /* readahead=0 */
 	bool prefetch_all;	     /* hydrate every chunk in the background */
+	bool prefetch_none;	     /* no warm-restart pulls either */
 	uint64_t pull_rate, push_rate; /* bytes/s; 0 = unlimited */
 	unsigned commit_interval_ms;   /* default 5000 */
 	bool readonly;

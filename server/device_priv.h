@@ -98,6 +98,7 @@ struct device {
 	unsigned npullers, pull_threads;
 	uint32_t readahead_chunks; /* pulled ahead of a sequential stream */
 	bool hydrate;		   /* prefetch=all */
+	bool warm;		   /* prefetch=warm or all (not none) */
 	struct tbucket pull_tb, push_tb;
 
 	/* lease (lease.c) */

@@ -103,7 +103,10 @@ static void new_sb(struct superblock *sb, const struct device_conf *conf,
 	sb->nslots = conf->cache_size >> sb->chunk_shift;
 	sb->gen_reserved = from ? from->gen_floor : 1;
 	sb->flags = SB_F_CLEAN;
-	sb->created = (uint64_t)time(NULL);
+	/* Adopted: keep the device's clock, so the heat ticks in the
+	 * commit still mean what they meant. */
+	sb->created = from && from->dev_created ? from->dev_created
+						: (uint64_t)time(NULL);
 	if (from)
 		sb->device_id = from->device_id;
 	else if (getrandom(&sb->device_id, sizeof(sb->device_id), 0) !=
@@ -220,6 +223,8 @@ static int create_map(struct device *d, const struct superblock *sbp,
 				c->state = CHUNK_COLD;
 				c->gen = ents[i].gen;
 				c->hash = ents[i].hash;
+				c->heat = ents[i].heat;
+				c->tick = ents[i].tick;
 			}
 			munmap(m, SB_SIZE + sb.nchunks * sizeof(*e));
 		}
@@ -448,6 +453,7 @@ static struct device *dev_alloc(const struct device_conf *conf)
 	tb_init(&d->push_tb, conf->push_rate);
 	d->pull_threads = conf->pull_threads ? conf->pull_threads : 4;
 	d->hydrate = conf->prefetch_all;
+	d->warm = !conf->prefetch_none;
 	pthread_mutex_init(&d->trace_lock, NULL);
 	d->commit_interval_ms =
 		conf->commit_interval_ms ? conf->commit_interval_ms : 5000;
@@ -666,12 +672,14 @@ struct device *device_open(const struct device_conf *conf)
 	d->size = d->sb.device_size;
 	d->chunk_shift = d->sb.chunk_shift;
 	d->chunk_size = 1u << d->chunk_shift;
+	/* Read-ahead: at most an eighth of the cache, or it would evict
+	 * what it pulled before the reader gets there. */
 	if (!conf->readahead_off)
-		d->readahead_chunks = (uint32_t)MAX(
-			(uint64_t)1,
+		d->readahead_chunks = (uint32_t)MIN(
 			DIV_ROUND_UP(conf->readahead ? conf->readahead
 						     : UINT64_C(4) << 20,
-				     d->chunk_size));
+				     d->chunk_size),
+			MAX(nslots / 8, (uint64_t)(nslots >= 4)));
 	d->nchunks = d->sb.nchunks;
 	d->max_dirty = conf->max_dirty ? conf->max_dirty
 				       : MAX(nslots * d->chunk_size / 2,

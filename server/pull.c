@@ -256,6 +256,8 @@ static void queue_start(struct device *d)
 			w[n++] = (struct warm){ i, h };
 	}
 	qsort(w, n, sizeof(*w), warm_cmp);
+	if (!d->warm)
+		n = 0; /* prefetch=none */
 	for (uint64_t i = 0; i < MIN(n, cap); i++)
 		dev_pull(d, w[i].idx, PULL_WARM);
 	if (n || npin)

@@ -32,13 +32,16 @@ static struct commit_info base(uint64_t n)
 				     .chunk_shift = 20,
 				     .nentries = n,
 				     .gen_floor = 1000,
-				     .created = 1 };
+				     .created = 1,
+				     .dev_created = 77 };
 }
 
 static void fill(struct commit_entry *e, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++)
-		e[i] = (struct commit_entry){ i * 3, 1 + i % 998, ~i };
+		e[i] = (struct commit_entry){ i * 3, 1 + i % 998, ~i,
+					      (uint32_t)(i * 1024),
+					      (uint32_t)i };
 }
 
 static void reseal(uint8_t *obj)
@@ -56,6 +59,7 @@ static void roundtrip(uint64_t n)
 	fill(e, n);
 	CHECK(commit_encode(&in, e, &obj, &len) == 0);
 	CHECK(commit_decode(obj, len, &out, &got) == 0);
+	CHECK(out.dev_created == 77);
 	CHECK(out.seq == 9 && out.device_id == 42 && out.nentries == n &&
 	      out.gen_floor == 1000 && out.chunk_shift == 20 &&
 	      out.device_size == UINT64_C(1) << 40);
@@ -131,7 +135,9 @@ static void corruption(void)
 static void encoder_refusals(void)
 {
 	struct commit_info in = base(3);
-	struct commit_entry e[3] = { { 5, 1, 0 }, { 4, 1, 0 }, { 9, 1, 0 } };
+	struct commit_entry e[3] = { { 5, 1, 0, 0, 0 },
+				     { 4, 1, 0, 0, 0 },
+				     { 9, 1, 0, 0, 0 } };
 	void *obj;
 	size_t len;
 
