@@ -91,6 +91,7 @@ struct policy {
 
 	struct stream streams[POLICY_STREAMS]; /* atomics, no lock */
 	uint64_t stream_clock;
+	unsigned chunk_shift; /* of the last policy_note_io (atomic) */
 	uint64_t rng;
 
 	struct policy_stats st;
@@ -162,6 +163,7 @@ bool policy_note_io(struct policy *p, uint64_t off, uint64_t len,
 	 * the detection approximate, never wrong about data. */
 	uint64_t clock =
 		__atomic_add_fetch(&p->stream_clock, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->chunk_shift, chunk_shift, __ATOMIC_RELAXED);
 	struct stream *lru = &p->streams[0];
 	uint64_t lru_used = UINT64_MAX;
 
@@ -200,6 +202,13 @@ bool policy_note_io(struct policy *p, uint64_t off, uint64_t len,
 void policy_touch(struct policy *p, uint32_t *heat, uint32_t *tick,
 		  uint32_t now, bool sequential)
 {
+	/* Requests to one chunk within one tick are one use of it (a
+	 * correlated reference): a chunk holding 200 small files read one
+	 * after the other is not 200 times hotter than one read by a
+	 * single request, and a stream of 128 KiB requests warms a chunk
+	 * once, not eight times. */
+	if (*heat && *tick == now)
+		return;
 	heat_touch(heat, tick, now, p->half_life,
 		   sequential ? HEAT_SEQ : HEAT_ONE);
 }
@@ -267,6 +276,25 @@ static void set_seg(struct policy *p, uint32_t slot, uint8_t seg)
 	}
 }
 
+static int main_victim(struct policy *p, uint32_t now, uint32_t *slot);
+static uint32_t slot_heat(struct policy *p, uint32_t slot, uint32_t now);
+
+/* TinyLFU's admission test: a ghost goes to MAIN only if it is warmer
+ * than what MAIN would give up for it; else it waits in probation like
+ * a newcomer.  Lock held. */
+static bool hotter_than_main(struct policy *p, uint64_t chunk, uint32_t heat)
+{
+	uint32_t s, h, now;
+
+	if (p->nmain < POLICY_SAMPLE)
+		return true;
+	p->heat_of(p->opaque, chunk, &h, &now); /* just touched: tick = now */
+	if (main_victim(p, now, &s) < 0)
+		return true;
+	p->st.victims_main--; /* a look, not a victim */
+	return heat > slot_heat(p, s, now);
+}
+
 void policy_admit(struct policy *p, uint32_t slot, uint64_t chunk,
 		  uint32_t heat, bool sequential, bool pinned)
 {
@@ -276,7 +304,8 @@ void policy_admit(struct policy *p, uint32_t slot, uint64_t chunk,
 	__atomic_store_n(&p->hit[slot], 0, __ATOMIC_RELAXED);
 	if (pinned) {
 		set_seg(p, slot, SEG_PINNED);
-	} else if (!sequential && heat >= p->ghost_heat) {
+	} else if (!sequential && heat >= p->ghost_heat &&
+		   hotter_than_main(p, chunk, heat)) {
 		set_seg(p, slot, SEG_MAIN);
 		p->st.ghost_admits++;
 	} else {
@@ -311,16 +340,43 @@ void policy_skip(struct policy *p, uint32_t slot)
 {
 	SCOPED_LOCK(&p->lock);
 	if (p->seg[slot] == SEG_PROBATION) {
-		/* Dirty or busy at the head: let it age in MAIN instead. */
-		set_seg(p, slot, SEG_MAIN);
+		/* In use or dirty at the head: to the back of probation, so
+		 * it is offered again after the others.  (Moving it to MAIN
+		 * would let every chunk a scan is still reading into MAIN.) */
 		p->adm[slot]++;
+		fifo_push(p, slot, false);
 	}
 }
 
 /* The oldest current probation slot, promoting those hit meanwhile.
  * Lock held. */
+/* Is chunk the one a live sequential stream is reading?  A stream's
+ * chunk is admitted at the cold end; offered as a victim before the
+ * stream has moved past it, it is fetched again by the stream's next
+ * request (up to chunk size / request size times).  Lock held. */
+static bool stream_current(struct policy *p, uint64_t chunk)
+{
+	unsigned shift = __atomic_load_n(&p->chunk_shift, __ATOMIC_RELAXED);
+
+	for (unsigned i = 0; i < POLICY_STREAMS; i++) {
+		struct stream *s = &p->streams[i];
+		uint64_t next = __atomic_load_n(&s->next, __ATOMIC_RELAXED);
+
+		if (__atomic_load_n(&s->used, __ATOMIC_RELAXED) && next &&
+		    __atomic_load_n(&s->run, __ATOMIC_RELAXED) >=
+			    POLICY_SEQ_MIN &&
+		    (next - 1) >> shift == chunk)
+			return true;
+	}
+	return false;
+}
+
 static int probation_victim(struct policy *p, uint32_t *slot)
 {
+	struct fifo_ent held[POLICY_STREAMS];
+	unsigned nheld = 0;
+	int r = -ENOENT;
+
 	while (p->flen) {
 		struct fifo_ent e = p->fifo[p->fhead];
 
@@ -334,15 +390,34 @@ static int probation_victim(struct policy *p, uint32_t *slot)
 			p->st.promotions++;
 			continue;
 		}
+		if (nheld < POLICY_STREAMS &&
+		    stream_current(p, p->owner[e.slot])) {
+			held[nheld++] = e; /* still being read: not yet */
+			continue;
+		}
 		/* Put it back at the head: it leaves only when the caller
 		 * evicts it (policy_remove) or skips it. */
 		p->fhead = (p->fhead + p->fcap - 1) % p->fcap;
 		p->flen++;
 		*slot = e.slot;
 		p->st.victims_probation++;
-		return 0;
+		r = 0;
+		break;
 	}
-	return -ENOENT;
+	while (nheld) { /* back at the head, in their order */
+		p->fhead = (p->fhead + p->fcap - 1) % p->fcap;
+		p->fifo[p->fhead] = held[--nheld];
+		p->flen++;
+	}
+	return r;
+}
+
+static uint32_t slot_heat(struct policy *p, uint32_t slot, uint32_t now)
+{
+	uint32_t heat, tick;
+
+	p->heat_of(p->opaque, p->owner[slot], &heat, &tick);
+	return heat_at(heat, tick, now, p->half_life);
 }
 
 /* The coolest of a random sample of MAIN slots.  Lock held. */
@@ -400,8 +475,24 @@ int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
 			return 0;
 		}
 	}
-	r = main_victim(p, now, slot);
-	if (r < 0)
+	/* Under its share, the colder of the probation head and MAIN's
+	 * coolest: with ghosts admitted to MAIN, probation would otherwise
+	 * never drain, and what a scan or first-timers left there would
+	 * hold its share for good. */
+	uint32_t ms, ps;
+	r = main_victim(p, now, &ms);
+	if (r == 0 && p->nprob && probation_victim(p, &ps) == 0) {
+		if (slot_heat(p, ps, now) <= slot_heat(p, ms, now)) {
+			p->st.victims_main--;
+			*slot = ps;
+			*chunk = p->owner[ps];
+			return 0;
+		}
+		p->st.victims_probation--;
+	}
+	if (r == 0)
+		*slot = ms;
+	else
 		r = probation_victim(p, slot);
 	if (r == 0)
 		*chunk = p->owner[*slot];

@@ -40,11 +40,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HEAT_ONE 1024u	  /* one random access */
-#define HEAT_SEQ 128u	  /* one access by a sequential stream */
-#define POLICY_SAMPLE 16  /* MAIN victims: lowest heat of this many */
-#define POLICY_SEQ_MIN 4  /* chunks in a row make a stream sequential */
-#define POLICY_STREAMS 16 /* streams tracked at once */
+#define HEAT_ONE 1024u		/* one random access */
+#define HEAT_SEQ 128u		/* one access by a sequential stream */
+#define POLICY_SAMPLE 16	/* MAIN victims: lowest heat of this many */
+#define POLICY_SEQ_MIN 4	/* chunks in a row make a stream sequential */
+#define POLICY_STREAMS 16	/* streams tracked at once */
 
 /* ---- heat arithmetic ---------------------------------------------------- */
 
@@ -116,8 +116,9 @@ void policy_pin(struct policy *p, uint32_t slot, bool pinned);
 int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
 		  uint64_t *chunk);
 
-/* A victim the caller could not evict (dirty, busy): move it out of
- * the way (to MAIN's sampled set) so it is not offered again at once. */
+/* A victim the caller could not evict (dirty, in use): a probation
+ * chunk goes to the back of probation, so it is not offered again at
+ * once; a MAIN chunk stays (the next choice is made afresh). */
 void policy_skip(struct policy *p, uint32_t slot);
 
 struct policy_stats {

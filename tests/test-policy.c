@@ -128,7 +128,7 @@ static void test_order(void)
 	for (uint32_t s = 0; s < 8; s++) {
 		for (uint32_t k = 0; k <= s;
 		     k++) /* chunk s touched s+1 times */
-			policy_touch(p, &heat[s], &tick[s], 10, false);
+			policy_touch(p, &heat[s], &tick[s], 10 - s + k, false);
 		policy_admit(p, s, s, heat[s], false, false);
 		policy_hit(p, s);
 	}
@@ -173,7 +173,7 @@ static void test_order(void)
 	/* Ghost: a chunk that was hot is admitted to MAIN, not probation. */
 	p = mk(10, 10);
 	for (int k = 0; k < 5; k++)
-		policy_touch(p, &heat[7], &tick[7], 10, false);
+		policy_touch(p, &heat[7], &tick[7], 6 + k, false);
 	policy_admit(p, 0, 7, heat[7], false, false);
 	policy_get_stats(p, &st);
 	CHECK(st.ghost_admits == 1 && st.main == 1 && st.probation == 0);
