@@ -25,81 +25,11 @@ buildroot=${TIERBD_BUILDROOT:-$top}
 t0=$SECONDS
 export DEBIAN_FRONTEND=noninteractive
 
-# nbdfuse is a virtual package on Debian 12 (provided by libnbd-bin): a
-# name counts as installed when a package providing it is.  Names apt
-# does not know at all are reported and skipped.
-packages=(
-	nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin nbdfuse python3-libnbd
-	liburing-dev liblz4-dev libxxhash-dev libcurl4-openssl-dev libssl-dev
-	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
-	e2fsprogs fuse3 fio util-linux ceph-mon ceph-osd radosgw curl
-)
-
+# Packages: scripts/deps.sh (the one list, shared with serve.sh).
 step() {
 	printf '\n==> %s  [%d s]\n' "$*" $((SECONDS - t0))
 }
 
-has_candidate() {
-	apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
-}
-
-# providers NAME: the packages that provide a virtual package NAME.
-providers() {
-	apt-cache showpkg "$1" 2>/dev/null |
-		sed -n '/^Reverse Provides:/,$p' | awk 'NR > 1 { print $1 }'
-}
-
-installed() {
-	local p
-	dpkg -s "$1" >/dev/null 2>&1 && return 0
-	for p in $(providers "$1"); do
-		dpkg -s "$p" >/dev/null 2>&1 && return 0
-	done
-	return 1
-}
-
-install_packages() {
-	local p missing=() install=() unknown=() updated= sudo=()
-	for p in "${packages[@]}"; do
-		installed "$p" || missing+=("$p")
-	done
-	if [ ${#missing[@]} -eq 0 ]; then
-		echo "all ${#packages[@]} packages are installed"
-		return 0
-	fi
-	if [ "$(id -u)" != 0 ]; then
-		if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-			sudo=(sudo -n)
-		else
-			echo "not root and no sudo: cannot install ${missing[*]}" >&2
-			return 1
-		fi
-	fi
-	# Without package lists (a fresh machine) nothing has a candidate:
-	# update first.  Otherwise a name with no candidate is no package on
-	# this release, and needs no update to find out.
-	if ! has_candidate coreutils; then
-		"${sudo[@]}" apt-get update -q </dev/null || return 1
-		updated=1
-	fi
-	for p in "${missing[@]}"; do
-		if has_candidate "$p" || [ -n "$(providers "$p")" ]; then
-			install+=("$p")
-		else
-			unknown+=("$p")
-		fi
-	done
-	if [ ${#unknown[@]} -gt 0 ]; then
-		echo "no such packages on this release, skipped: ${unknown[*]}"
-	fi
-	[ ${#install[@]} -eq 0 ] && return 0
-	if [ -z "$updated" ]; then
-		"${sudo[@]}" apt-get update -q </dev/null || return 1
-	fi
-	echo "installing: ${install[*]}"
-	"${sudo[@]}" apt-get install -y -q --no-install-recommends \
-		-o Dpkg::Use-Pty=0 "${install[@]}" </dev/null
-}
 
 # ---- counting ----
 
@@ -183,7 +113,7 @@ run_tests() {
 step "packages"
 if [ -n "${TIERBD_SKIP_APT:-}" ]; then
 	echo "TIERBD_SKIP_APT is set: not checking packages"
-elif ! install_packages; then
+elif ! "$top/scripts/deps.sh" test; then
 	failed=$((failed + 1))
 	failures+=("packages: installation failed")
 fi
