@@ -391,14 +391,24 @@ static int tierbd_config_complete(void)
 	"s3-timeout=SECONDS     per request (default 30)\n"                    \
 	"s3-connections=N       pooled connections (default 16)"
 
-static int tierbd_get_ready(void)
+/* Metrics, control socket, device, probe: users of the device first,
+ * the probe after the device's workers, which it paces.  NULL-safe. */
+static void close_all(void)
 {
-	dev = device_open(&conf);
-	if (!dev)
-		return -1; /* the engine said why */
+	metrics_close(metrics);
+	metrics = NULL;
+	control_close(control);
+	control = NULL;
+	device_close(dev);
+	dev = NULL;
+	probe_close(probe);
+	probe = NULL;
+}
 
-	/* Observability: bound here, so that a bad parameter stops nbdkit
-	 * before it serves; the threads start in .after_fork. */
+/* Observability: bound in .get_ready, so that a bad parameter stops
+ * nbdkit before it serves; the threads start in .after_fork. */
+static int open_observability(void)
+{
 	probe = probe_open_device(dev, &conf);
 	if (!probe)
 		return -1; /* probe=on, or a bad probe-dev=: said why */
@@ -442,6 +452,20 @@ static int tierbd_get_ready(void)
 	return 0;
 }
 
+static int tierbd_get_ready(void)
+{
+	dev = device_open(&conf);
+	if (!dev)
+		return -1; /* the engine said why */
+	if (open_observability() < 0) {
+		/* nbdkit exits without .cleanup: close the device cleanly
+		 * here, or the next start finds it not closed cleanly. */
+		close_all();
+		return -1;
+	}
+	return 0;
+}
+
 static int tierbd_after_fork(void)
 {
 	int r = device_start(dev);
@@ -471,16 +495,7 @@ static void tierbd_cleanup(void)
 			     (unsigned long long)st.evictions,
 			     (unsigned long long)st.checksum_errors);
 	}
-	/* Users of the device first; the probe after the device's
-	 * workers, which it paces. */
-	metrics_close(metrics);
-	metrics = NULL;
-	control_close(control);
-	control = NULL;
-	device_close(dev);
-	dev = NULL;
-	probe_close(probe);
-	probe = NULL;
+	close_all();
 }
 
 static void tierbd_dump_plugin(void)
