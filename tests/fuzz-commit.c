@@ -111,7 +111,9 @@ static size_t make_seed(uint64_t n, unsigned shift, uint64_t step,
 	info.device_size = (n * step + 1) << shift;
 	for (uint64_t i = 0; i < n; i++)
 		e[i] = (struct commit_entry){ i * step, 1 + (i * 7) % 4000,
-					      i * 0x9e3779b97f4a7c15ull };
+					      i * 0x9e3779b97f4a7c15ull,
+					      (uint32_t)(i * 100),
+					      (uint32_t)i };
 	if (commit_encode(&info, e, &obj, &len) != 0)
 		die("seed encode", 0);
 	free(e);
