@@ -15,7 +15,9 @@
  * so a block written at the wrong place, or a stale one, is recognised.
  * Numbers are bytes, decimal or 0x hex.  tests/test-mmap.sh drives it.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
