@@ -53,7 +53,7 @@ on_exit "kill_pid $a"
 write "$wd/a.sock" 0 17
 
 # A second cache directory on the same store: refused, says who holds it.
-if nbdkit -f -U "$wd/b.sock" "$TIERBD_PLUGIN" cache="$wd/b-cache" \
+if nbdkit_run -f -U "$wd/b.sock" "$TIERBD_PLUGIN" cache="$wd/b-cache" \
 	"${common[@]}" >"$wd/b.out" 2>&1 </dev/null; then
 	echo "FAIL: a second process opened the device" >&2
 	exit 1
@@ -89,7 +89,7 @@ grep -q "taking the device over" "$wd/b.log" ||
 echo "ok: takeover=true reopened the device from the store"
 
 # The old owner is now refused.
-if nbdkit -f -U "$wd/a2.sock" "$TIERBD_PLUGIN" cache="$wd/a-cache" \
+if nbdkit_run -f -U "$wd/a2.sock" "$TIERBD_PLUGIN" cache="$wd/a-cache" \
 	"${s3[@]}" >"$wd/a2.out" 2>&1 </dev/null; then
 	echo "FAIL: the old owner reopened a device taken over" >&2
 	exit 1
