@@ -523,7 +523,7 @@ static int tierbd_block_size(void *handle, uint32_t *minimum,
 {
 	*minimum = 1;
 	*preferred = 4096;
-	*maximum = 0xffffffff;
+	*maximum = 64 * 1024 * 1024; /* nbdkit refuses larger requests */
 	return 0;
 }
 
