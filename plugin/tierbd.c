@@ -364,7 +364,7 @@ static int tierbd_config_complete(void)
 	"                       (default 4M; 0: none)\n"                       \
 	"prefetch=warm|all|none pull the last session's hot chunks at\n"       \
 	"                       start; all: every chunk; none: only\n"         \
-	"                       pinned chunks and read-ahead\n"               \
+	"                       pinned chunks and read-ahead\n"                \
 	"pull-rate=SIZE         background fetch bytes/s (default no limit)\n" \
 	"push-rate=SIZE         upload bytes/s (default no limit)\n"           \
 	"takeover=BOOL          take the device from another host's\n"         \

@@ -44,7 +44,7 @@
 
 enum chunk_state {
 	CHUNK_ABSENT = 0,    /* never written or trimmed: zeros, no object */
-	CHUNK_COLD = 1,      /* only in the store, as object gen */
+	CHUNK_COLD = 1,	     /* only in the store, as object gen */
 	CHUNK_HOT_CLEAN = 2, /* slot holds exactly object gen */
 	CHUNK_HOT_DIRTY = 3, /* slot is newer than the store */
 };
@@ -52,10 +52,10 @@ enum chunk_state {
 
 /* Persistent flags. */
 #define CE_F_PINNED 0x01u /* never evicted */
-#define CE_F_SEQ 0x02u    /* admitted by a sequential stream */
+#define CE_F_SEQ 0x02u	  /* admitted by a sequential stream */
 #define CE_F_PERSIST_MASK 0x03u
 /* Run-time flags: meaningless on disk, cleared when the map is opened. */
-#define CE_F_BUSY 0x10u      /* being fetched/filled/verified: wait */
+#define CE_F_BUSY 0x10u	     /* being fetched/filled/verified: wait */
 #define CE_F_UPLOADING 0x20u /* a push is reading the slot */
 #define CE_F_REDIRTY 0x40u   /* written while uploading */
 #define CE_F_VERIFY 0x80u    /* clean copy must be checked before use */
@@ -66,11 +66,11 @@ struct chunk_ent {
 	uint8_t state;
 	uint8_t flags;
 	uint16_t spare;
-	uint32_t slot;  /* cache slot when HOT_*, else SLOT_NONE */
-	uint64_t gen;   /* generation of the object in the store, 0 = none */
-	uint64_t hash;  /* XXH3_64bits of the clean content (COLD, CLEAN) */
-	uint32_t heat;  /* decayed access score (policy) */
-	uint32_t tick;  /* policy tick of the last update of heat */
+	uint32_t slot; /* cache slot when HOT_*, else SLOT_NONE */
+	uint64_t gen;  /* generation of the object in the store, 0 = none */
+	uint64_t hash; /* XXH3_64bits of the clean content (COLD, CLEAN) */
+	uint32_t heat; /* decayed access score (policy) */
+	uint32_t tick; /* policy tick of the last update of heat */
 };
 
 /* Naturally aligned, no padding: the layout above, on every ABI we build

@@ -44,8 +44,8 @@ size_t chunk_obj_bound(uint32_t raw_len);
 /* Encode data (info->raw_len bytes) into out, which has out_size >=
  * chunk_obj_bound(raw_len) bytes.  info->data_hash is computed and
  * stored back into *info.  Returns the encoded length, or -errno. */
-long chunk_obj_encode(struct chunk_obj_info *info, const void *data,
-		      void *out, size_t out_size);
+long chunk_obj_encode(struct chunk_obj_info *info, const void *data, void *out,
+		      size_t out_size);
 
 /* Decode obj (len bytes) into data, which has room for data_size bytes.
  * Checks magic, version, sizes, both hashes, and that the index,

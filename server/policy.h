@@ -40,11 +40,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HEAT_ONE 1024u		/* one random access */
-#define HEAT_SEQ 128u		/* one access by a sequential stream */
-#define POLICY_SAMPLE 16	/* MAIN victims: lowest heat of this many */
-#define POLICY_SEQ_MIN 4	/* chunks in a row make a stream sequential */
-#define POLICY_STREAMS 16	/* streams tracked at once */
+#define HEAT_ONE 1024u	  /* one random access */
+#define HEAT_SEQ 128u	  /* one access by a sequential stream */
+#define POLICY_SAMPLE 16  /* MAIN victims: lowest heat of this many */
+#define POLICY_SEQ_MIN 4  /* chunks in a row make a stream sequential */
+#define POLICY_STREAMS 16 /* streams tracked at once */
 
 /* ---- heat arithmetic ---------------------------------------------------- */
 

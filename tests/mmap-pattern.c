@@ -51,7 +51,8 @@ static uint64_t mix(uint64_t x)
  * word, so a zeroed block never passes for a pattern). */
 static inline uint8_t pat(uint64_t s, uint64_t o)
 {
-	uint64_t w = mix(s * 0x100000001b3ull ^ (o >> 3)) | 0x0101010101010101ull;
+	uint64_t w =
+		mix(s * 0x100000001b3ull ^ (o >> 3)) | 0x0101010101010101ull;
 	return (uint8_t)(w >> ((o & 7) * 8));
 }
 
@@ -93,8 +94,7 @@ static uint64_t file_size(int fd, const char *path)
 	return (uint64_t)st.st_size;
 }
 
-static int do_write(const char *path, uint64_t seed, uint64_t off,
-		    uint64_t len)
+static int do_write(const char *path, uint64_t seed, uint64_t off, uint64_t len)
 {
 	long pg = sysconf(_SC_PAGESIZE);
 	int fd = open(path, O_RDWR);
@@ -104,8 +104,9 @@ static int do_write(const char *path, uint64_t seed, uint64_t off,
 	}
 	uint64_t size = file_size(fd, path);
 	if (off + len > size || len == 0) {
-		fprintf(stderr, "mmap-pattern: [%" PRIu64 ", +%" PRIu64
-				") is not inside %s (%" PRIu64 " bytes)\n",
+		fprintf(stderr,
+			"mmap-pattern: [%" PRIu64 ", +%" PRIu64
+			") is not inside %s (%" PRIu64 " bytes)\n",
 			off, len, path, size);
 		return 1;
 	}
@@ -133,7 +134,8 @@ static int do_write(const char *path, uint64_t seed, uint64_t off,
 		return 1;
 	}
 	printf("wrote seed %" PRIu64 " over [%" PRIu64 ", %" PRIu64
-	       ") of %s through a shared mapping: stores %.2f s, msync %.2f s\n",
+	       ") of %s through a shared mapping: stores %.2f s, msync %.2f "
+	       "s\n",
 	       seed, off, off + len, path, t1 - t0, t2 - t1);
 	return 0;
 }
@@ -158,13 +160,15 @@ static void describe(const uint8_t *p, uint64_t o, size_t n,
 		for (i = 0; i < n && p[i] == pat(segs[k].seed, o + i); i++)
 			;
 		if (i == n) {
-			fprintf(stderr, "  from there it holds the pattern of seed %" PRIu64
-					" (another write)\n",
+			fprintf(stderr,
+				"  from there it holds the pattern of seed "
+				"%" PRIu64 " (another write)\n",
 				segs[k].seed);
 			return;
 		}
 	}
-	fprintf(stderr, "  from there it holds neither zeros nor a known pattern:");
+	fprintf(stderr,
+		"  from there it holds neither zeros nor a known pattern:");
 	for (i = 0; i < 16 && i < n; i++)
 		fprintf(stderr, " %02x", p[i]);
 	fprintf(stderr, " ...\n");
@@ -200,13 +204,16 @@ static int do_verify(const char *path, struct seg *segs, int nseg)
 			if (m[o] != want) {
 				if (bad < 8) {
 					fprintf(stderr,
-						"mmap-pattern: %s: byte %" PRIu64
-						" (block %" PRIu64 ", MiB %" PRIu64
-						") is %02x, expected %02x (%s)\n",
+						"mmap-pattern: %s: byte "
+						"%" PRIu64 " (block %" PRIu64
+						", MiB %" PRIu64
+						") is %02x, expected %02x "
+						"(%s)\n",
 						path, o, o / BLOCK, o >> 20,
 						m[o], want,
-						which < 0 ? "zero: never written"
-							  : "pattern");
+						which < 0
+							? "zero: never written"
+							: "pattern");
 					describe(m + o, o, (size_t)(end - o),
 						 segs, nseg);
 				}
@@ -220,9 +227,9 @@ static int do_verify(const char *path, struct seg *segs, int nseg)
 	munmap((void *)m, size);
 	close(fd);
 	if (bad) {
-		fprintf(stderr, "mmap-pattern: %s: %" PRIu64
-				" wrong 4 KiB blocks, the first at byte %" PRIu64
-				"\n",
+		fprintf(stderr,
+			"mmap-pattern: %s: %" PRIu64
+			" wrong 4 KiB blocks, the first at byte %" PRIu64 "\n",
 			path, bad, first);
 		return 1;
 	}
@@ -244,8 +251,9 @@ int main(int argc, char **argv)
 			char *a = strdup(argv[i]), *p1, *p2;
 			if (!a || !(p1 = strchr(a, ':')) ||
 			    !(p2 = strchr(p1 + 1, ':'))) {
-				fprintf(stderr, "mmap-pattern: bad segment %s "
-						"(SEED:OFFSET:LENGTH)\n",
+				fprintf(stderr,
+					"mmap-pattern: bad segment %s "
+					"(SEED:OFFSET:LENGTH)\n",
 					argv[i]);
 				return 2;
 			}
@@ -256,7 +264,8 @@ int main(int argc, char **argv)
 		}
 		return do_verify(argv[2], segs, argc - 3);
 	}
-	fprintf(stderr, "usage: mmap-pattern write FILE SEED OFFSET LENGTH\n"
-			"       mmap-pattern verify FILE [SEED:OFFSET:LENGTH]...\n");
+	fprintf(stderr,
+		"usage: mmap-pattern write FILE SEED OFFSET LENGTH\n"
+		"       mmap-pattern verify FILE [SEED:OFFSET:LENGTH]...\n");
 	return 2;
 }

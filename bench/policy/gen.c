@@ -309,13 +309,13 @@ static void gen_fs(void)
 			big_pos += len;
 		}
 		for (int k = 0; k < 8 && st.pos < st.end; k++) {
-			uint64_t n = st.end - st.pos < 128 * KiB ?
-					     st.end - st.pos :
-					     128 * KiB;
+			uint64_t n = st.end - st.pos < 128 * KiB
+					     ? st.end - st.pos
+					     : 128 * KiB;
 			/* Skip metadata chunks at group starts. */
-			if (st.pos % group < (st.pos / group == 0 ?
-						      16 * opt.chunk_size :
-						      opt.chunk_size)) {
+			if (st.pos % group < (st.pos / group == 0
+						      ? 16 * opt.chunk_size
+						      : opt.chunk_size)) {
 				st.pos = st.pos / group * group +
 					 (st.pos / group == 0 ? 16 : 1) *
 						 opt.chunk_size;
@@ -329,10 +329,11 @@ static void gen_fs(void)
 			/* Metadata: lookups, inode updates. */
 			emit(rnd01() < 0.7 ? 'R' : 'W', m, 4 * KiB);
 			if (rnd01() < 0.5)
-				emit('R', meta[meta_rank[zipf_draw(&zmeta)]] +
-						  rnd_below(opt.chunk_size /
-							    (4 * KiB)) *
-							  4 * KiB,
+				emit('R',
+				     meta[meta_rank[zipf_draw(&zmeta)]] +
+					     rnd_below(opt.chunk_size /
+						       (4 * KiB)) *
+						     4 * KiB,
 				     4 * KiB);
 		} else if (u < 0.95) {
 			/* A working file: inode read, then the data. */
@@ -343,14 +344,14 @@ static void gen_fs(void)
 			} else {
 				int n = 1 + (int)rnd_below(4);
 				for (int k = 0; k < n; k++) {
-					uint64_t len = 4 * KiB
-						       << rnd_below(5);
+					uint64_t len = 4 * KiB << rnd_below(5);
 					if (len > f->len)
 						len = f->len;
-					uint64_t o = rnd_below((f->len - len) /
-								       (4 * KiB) +
-							       1) *
-						     4 * KiB;
+					uint64_t o =
+						rnd_below((f->len - len) /
+								  (4 * KiB) +
+							  1) *
+						4 * KiB;
 					emit(rnd01() < 0.8 ? 'R' : 'W',
 					     f->off + o, len);
 				}
@@ -388,10 +389,17 @@ static uint64_t parse_u64(const char *s, const char *what)
 		exit(2);
 	}
 	switch (*end) {
-	case 'K': v *= KiB; break;
-	case 'M': v *= MiB; break;
-	case 'G': v *= 1024 * MiB; break;
-	case 0: break;
+	case 'K':
+		v *= KiB;
+		break;
+	case 'M':
+		v *= MiB;
+		break;
+	case 'G':
+		v *= 1024 * MiB;
+		break;
+	case 0:
+		break;
 	default:
 		fprintf(stderr, "gen: bad %s: %s\n", what, s);
 		exit(2);
@@ -433,18 +441,35 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'n': opt.chunks = parse_u64(optarg, "--chunks"); break;
+		case 'n':
+			opt.chunks = parse_u64(optarg, "--chunks");
+			break;
 		case 'c':
 			opt.chunk_size = parse_u64(optarg, "--chunk-size");
 			break;
-		case 'r': opt.requests = parse_u64(optarg, "--requests"); break;
-		case 't': opt.rate = parse_u64(optarg, "--rate"); break;
-		case 's': rng_state = parse_u64(optarg, "--seed"); break;
-		case 'N': opt.name = optarg; break;
-		case 'a': opt.alpha = atof(optarg); break;
-		case 'k': opt.scan_every = parse_u64(optarg, "--scan-every"); break;
-		case 'R': opt.scan_ratio = atof(optarg); break;
-		default: usage();
+		case 'r':
+			opt.requests = parse_u64(optarg, "--requests");
+			break;
+		case 't':
+			opt.rate = parse_u64(optarg, "--rate");
+			break;
+		case 's':
+			rng_state = parse_u64(optarg, "--seed");
+			break;
+		case 'N':
+			opt.name = optarg;
+			break;
+		case 'a':
+			opt.alpha = atof(optarg);
+			break;
+		case 'k':
+			opt.scan_every = parse_u64(optarg, "--scan-every");
+			break;
+		case 'R':
+			opt.scan_ratio = atof(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind != argc || !opt.chunks || !opt.rate ||

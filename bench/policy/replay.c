@@ -94,7 +94,7 @@ static struct {
 	double pcts[16];
 	unsigned npcts;
 } opt = {
-	.half_life = 0, /* the policy's default */
+	.half_life = 0,	  /* the policy's default */
 	.cache_high = 95, /* the engine's defaults (cache-high, cache-low) */
 	.cache_low = 85,
 };
@@ -207,12 +207,11 @@ static void read_trace(const char *path)
 /* Split request r into its chunks: c is the chunk, whole says the
  * piece covers all of it.  The model's presence bitmap is the only
  * state, so every policy sees the same events. */
-#define FOR_EACH_PIECE(r, c, whole)                                       \
-	for (uint64_t _pos = (r)->off, _end = (r)->off + (r)->len, c,     \
-		      _next;                                              \
-	     _pos < _end; _pos = _next)                                   \
-		if (c = _pos >> opt.chunk_shift,                          \
-		    _next = MIN_END((c + 1) << opt.chunk_shift, _end),    \
+#define FOR_EACH_PIECE(r, c, whole)                                          \
+	for (uint64_t _pos = (r)->off, _end = (r)->off + (r)->len, c, _next; \
+	     _pos < _end; _pos = _next)                                      \
+		if (c = _pos >> opt.chunk_shift,                             \
+		    _next = MIN_END((c + 1) << opt.chunk_shift, _end),       \
 		    whole = _next - _pos == opt.chunk_size, true)
 #define MIN_END(a, b) ((a) < (b) ? (a) : (b))
 
@@ -240,7 +239,6 @@ static int piece_kind(const struct req *r, uint64_t c, bool whole,
 	}
 	return -1;
 }
-
 
 static void build_events(void)
 {
@@ -473,26 +471,26 @@ static uint64_t run_lru(uint64_t nslots)
 	uint32_t head = NONE, tail = NONE; /* head: most recent */
 	uint64_t used = 0, hits = 0;
 
-#define UNLINK(c)                                   \
-	do {                                        \
-		if (prev[c] != NONE)                \
-			next[prev[c]] = next[c];    \
-		else                                \
-			head = next[c];             \
-		if (next[c] != NONE)                \
-			prev[next[c]] = prev[c];    \
-		else                                \
-			tail = prev[c];             \
+#define UNLINK(c)                                \
+	do {                                     \
+		if (prev[c] != NONE)             \
+			next[prev[c]] = next[c]; \
+		else                             \
+			head = next[c];          \
+		if (next[c] != NONE)             \
+			prev[next[c]] = prev[c]; \
+		else                             \
+			tail = prev[c];          \
 	} while (0)
-#define PUSH_HEAD(c)                               \
-	do {                                       \
-		prev[c] = NONE;                    \
-		next[c] = head;                    \
-		if (head != NONE)                  \
-			prev[head] = c;            \
-		else                               \
-			tail = c;                  \
-		head = c;                          \
+#define PUSH_HEAD(c)                    \
+	do {                            \
+		prev[c] = NONE;         \
+		next[c] = head;         \
+		if (head != NONE)       \
+			prev[head] = c; \
+		else                    \
+			tail = c;       \
+		head = c;               \
 	} while (0)
 
 	for (size_t i = 0; i < nev; i++) {
@@ -598,7 +596,8 @@ static uint64_t run_opt(uint64_t nslots)
 					h[m] = t;
 					j = m;
 				}
-				if (in[top.chunk] && key[top.chunk] == top.key) {
+				if (in[top.chunk] &&
+				    key[top.chunk] == top.key) {
 					in[top.chunk] = 0;
 					used--;
 				}
@@ -613,7 +612,8 @@ static uint64_t run_opt(uint64_t nslots)
 			 * fill the heap. */
 			size_t w = 0;
 			for (size_t j = 0; j < hn; j++)
-				if (in[h[j].chunk] && key[h[j].chunk] == h[j].key)
+				if (in[h[j].chunk] &&
+				    key[h[j].chunk] == h[j].key)
 					h[w++] = h[j];
 			hn = w;
 			if (hn > hcap / 2) {
@@ -697,11 +697,19 @@ static uint64_t parse_u64(const char *s, const char *what)
 	if (errno || end == s)
 		goto bad;
 	switch (*end) {
-	case 'K': v <<= 10; break;
-	case 'M': v <<= 20; break;
-	case 'G': v <<= 30; break;
-	case 0: break;
-	default: goto bad;
+	case 'K':
+		v <<= 10;
+		break;
+	case 'M':
+		v <<= 20;
+		break;
+	case 'G':
+		v <<= 30;
+		break;
+	case 0:
+		break;
+	default:
+		goto bad;
 	}
 	return v;
 bad:
@@ -711,13 +719,12 @@ bad:
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: replay [--size BYTES] [--chunk-size BYTES] "
-		"[--half-life S]\n"
-		"              [--probation-pct P] [--pcts 5,10,20,40] "
-		"[--populated]\n"
-		"              [--cache-high PCT] [--cache-low PCT]\n"
-		"              [--name NAME] [--stats] TRACE\n");
+	fprintf(stderr, "usage: replay [--size BYTES] [--chunk-size BYTES] "
+			"[--half-life S]\n"
+			"              [--probation-pct P] [--pcts 5,10,20,40] "
+			"[--populated]\n"
+			"              [--cache-high PCT] [--cache-low PCT]\n"
+			"              [--name NAME] [--stats] TRACE\n");
 	exit(2);
 }
 
@@ -741,7 +748,9 @@ int main(int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 's': opt.size = parse_u64(optarg, "--size"); break;
+		case 's':
+			opt.size = parse_u64(optarg, "--size");
+			break;
 		case 'c':
 			opt.chunk_size = parse_u64(optarg, "--chunk-size");
 			break;
@@ -753,10 +762,18 @@ int main(int argc, char **argv)
 			opt.probation_pct =
 				(unsigned)parse_u64(optarg, "--probation-pct");
 			break;
-		case 'P': pcts = optarg; break;
-		case 'o': present_at_start = true; break;
-		case 'n': opt.name = optarg; break;
-		case 'S': opt.stats = true; break;
+		case 'P':
+			pcts = optarg;
+			break;
+		case 'o':
+			present_at_start = true;
+			break;
+		case 'n':
+			opt.name = optarg;
+			break;
+		case 'S':
+			opt.stats = true;
+			break;
 		case 'H':
 			opt.cache_high =
 				(unsigned)parse_u64(optarg, "--cache-high");
@@ -765,7 +782,8 @@ int main(int argc, char **argv)
 			opt.cache_low =
 				(unsigned)parse_u64(optarg, "--cache-low");
 			break;
-		default: usage();
+		default:
+			usage();
 		}
 	}
 	if (optind != argc - 1 || opt.cache_high > 100 ||
