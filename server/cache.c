@@ -224,6 +224,19 @@ int cache_read(struct cache *c, uint32_t slot, void *buf, uint32_t len,
 	return io(c, false, buf, len, slot_base(c, slot) + off);
 }
 
+int cache_read_slot_direct(struct cache *c, uint32_t slot, void *buf)
+{
+	struct uring_req q = { .fd = c->fd,
+			       .write = false,
+			       .buf = buf,
+			       .len = c->chunk_size,
+			       .off = slot_base(c, slot) };
+
+	if (c->align > 1 && IS_ALIGNED(buf, c->align))
+		return uring_rw(&c->log, &q, 1);
+	return cache_read(c, slot, buf, c->chunk_size, 0);
+}
+
 int cache_write(struct cache *c, uint32_t slot, const void *buf, uint32_t len,
 		uint32_t off)
 {

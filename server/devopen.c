@@ -31,7 +31,6 @@
 void device_conf_init(struct device_conf *conf)
 {
 	memset(conf, 0, sizeof(*conf));
-	conf->push_threads = 4;
 	conf->writeback_delay_ms = 1000;
 	conf->direct_io = true;
 }
@@ -451,14 +450,12 @@ static struct device *dev_alloc(const struct device_conf *conf)
 	pthread_cond_init(&d->pull_work, NULL);
 	tb_init(&d->pull_tb, conf->pull_rate);
 	tb_init(&d->push_tb, conf->push_rate);
-	d->pull_threads = conf->pull_threads ? conf->pull_threads : 4;
 	d->hydrate = conf->prefetch_all;
 	d->warm = !conf->prefetch_none;
 	pthread_mutex_init(&d->trace_lock, NULL);
 	d->commit_interval_ms =
 		conf->commit_interval_ms ? conf->commit_interval_ms : 5000;
 	d->flush_remote = conf->flush_remote;
-	d->push_threads = conf->push_threads ? conf->push_threads : 4;
 	d->delay_ms = conf->writeback_delay_ms;
 	d->readonly = conf->readonly;
 	d->cache_dir = strdup(conf->cache_dir);
@@ -672,14 +669,6 @@ struct device *device_open(const struct device_conf *conf)
 	d->size = d->sb.device_size;
 	d->chunk_shift = d->sb.chunk_shift;
 	d->chunk_size = 1u << d->chunk_shift;
-	/* Read-ahead: at most an eighth of the cache, or it would evict
-	 * what it pulled before the reader gets there. */
-	if (!conf->readahead_off)
-		d->readahead_chunks = (uint32_t)MIN(
-			DIV_ROUND_UP(conf->readahead ? conf->readahead
-						     : UINT64_C(4) << 20,
-				     d->chunk_size),
-			MAX(nslots / 8, (uint64_t)(nslots >= 4)));
 	d->nchunks = d->sb.nchunks;
 	d->max_dirty = conf->max_dirty ? conf->max_dirty
 				       : MAX(nslots * d->chunk_size / 2,
@@ -699,6 +688,26 @@ struct device *device_open(const struct device_conf *conf)
 			goto fail;
 		}
 	}
+	/* Defaults by store: an object store has tens of ms per request,
+	 * so it needs more transfers in flight than a local directory
+	 * (bench/s3-cold.sh: 4 uploads in flight held write+drain to half
+	 * of what 16 give). */
+	bool remote = strcmp(d->store->ops->name, "dir") != 0;
+	d->push_threads = conf->push_threads ? conf->push_threads
+			  : remote	     ? 16
+					     : 4;
+	d->pull_threads = conf->pull_threads ? conf->pull_threads
+			  : remote	     ? 8
+					     : 4;
+	/* Read-ahead: at most an eighth of the cache, or it would evict
+	 * what it pulled before the reader gets there. */
+	if (!conf->readahead_off)
+		d->readahead_chunks = (uint32_t)MIN(
+			DIV_ROUND_UP(conf->readahead ? conf->readahead
+				     : remote	     ? UINT64_C(16) << 20
+						     : UINT64_C(4) << 20,
+				     d->chunk_size),
+			MAX(nslots / 8, (uint64_t)(nslots >= 4)));
 	if (!d->cache) {
 		cconf = (struct cache_conf){ .log = conf->log,
 					     .path = slots_path,

@@ -173,7 +173,7 @@ static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
 					.generation = dev_gen_next(d),
 					.device_id = d->sb.device_id,
 					.raw_len = d->chunk_size };
-	r = cache_read(d->cache, slot, data, d->chunk_size, 0);
+	r = cache_read_slot_direct(d->cache, slot, data);
 	if (r == 0) {
 		n = chunk_obj_encode(&info, data, enc, enc_size);
 		r = n < 0 ? (int)n : 0;

@@ -46,11 +46,13 @@ def body(wd):
     dev.start()
     h = dev.connect()
 
-    # The working set: every hot chunk read a few times, in random
-    # order (a chunk read once is a one-hit wonder to the policy, and
-    # rightly goes first).
+    # The working set: every hot chunk read in each of a few seconds, in
+    # random order (a chunk read once is a one-hit wonder to the policy,
+    # and reads of a chunk within one second count as one use).
     hot = sorted(rng.sample(range(nchunks), 8))
-    for _ in range(4):
+    for rnd in range(4):
+        if rnd:
+            time.sleep(1.1)
         for c in rng.sample(hot, len(hot)):
             off = c * CS + rng.randrange(0, CS // 4096) * 4096
             m.check_read(off, h.pread(4096, off), "hot chunk %d" % c)
