@@ -345,7 +345,7 @@ static int tierbd_config_complete(void)
 	"store=SPEC             cold store: dir:PATH or s3://BUCKET/PREFIX\n"  \
 	"                       (creating; stored afterwards)\n"               \
 	"chunk-size=SIZE        power of two, 64K..64M (default 1M)\n"         \
-	"push-threads=N         write-back uploads in parallel (default 4)\n"  \
+	"push-threads=N         uploads in parallel (default 4; S3: 16)\n"     \
 	"writeback-delay=MS     coalescing delay before upload (default "      \
 	"1000)\n"                                                              \
 	"max-dirty=SIZE         writers slow down above this (default\n"       \
@@ -359,9 +359,9 @@ static int tierbd_config_complete(void)
 	"probation=PCT          share for newly cached chunks (10)\n"          \
 	"pin=START-END[,...]    byte ranges kept hot (END excluded)\n"         \
 	"trace=FILE             append one line per request\n"                 \
-	"pull-threads=N         background fetches in flight (default 4)\n"    \
+	"pull-threads=N         background fetches (default 4; S3: 8)\n"       \
 	"readahead=SIZE         pulled ahead of a sequential reader\n"         \
-	"                       (default 4M; 0: none)\n"                       \
+	"                       (default 4M; S3: 16M; 0: none)\n"              \
 	"prefetch=warm|all|none pull the last session's hot chunks at\n"       \
 	"                       start; all: every chunk; none: only\n"         \
 	"                       pinned chunks and read-ahead\n"                \
