@@ -145,11 +145,26 @@ loopdev=    # our loop device, while attached
 mounted=    # our mount, while mounted
 fuse_pid=   # nbdfuse, while running
 s_pid=      # the stats sampler, while running
+alive() { # PID: running, not a zombie waiting to be reaped
+	local st
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
 cleanup() {
 	set +e
 	fs_down
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	# newest first (nbdkit before the delay line it talks through); a
+	# clean stop that takes over 30 s (a store gone) ends with SIGKILL
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		p=${pids[i]}
+		kill "$p" 2>/dev/null
+		for _ in $(seq 300); do
+			alive "$p" || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	[ -f "$CEPH_S3_DIR/s3.env" ] && "$src/tests/ceph-s3.sh" stop >&2
 }
 trap cleanup EXIT
@@ -615,7 +630,7 @@ warm_analyse() { # SAMPLES T_READY -> "first stays end_ratio hot_at_95 MiB_fetch
 	/usr/bin/python3 - "$1" "$2" "$warm_window" <<'EOF'
 import sys
 path, t0, win = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-s = [list(map(float, l.split())) for l in open(path)]
+s = [list(map(float, l.split()[:11])) for l in open(path)]
 first = stays = None
 ok_since = None
 ratios = []
