@@ -139,12 +139,12 @@ unsigned dev_evict(struct device *d, unsigned want)
 		uint64_t owner;
 		struct stripe *s;
 		struct chunk_ent *e;
-		bool ok;
+		bool ok, dirty;
 
 		if (policy_victim(d->policy, now, &slot, &owner) < 0)
 			break;
 		if (owner >= d->nchunks) {
-			policy_skip(d->policy, slot);
+			policy_skip(d->policy, slot, false);
 			continue;
 		}
 		s = stripe_of(d, owner);
@@ -158,13 +158,14 @@ unsigned dev_evict(struct device *d, unsigned want)
 			e->slot = SLOT_NONE;
 			e->flags &= (uint8_t) ~(CE_F_VERIFY | CE_F_SEQ);
 		}
+		dirty = e->slot == slot && e->state == CHUNK_HOT_DIRTY;
 		pthread_mutex_unlock(&s->lock);
 		if (ok) {
 			dev_slot_free(d, slot);
 			STAT_INC(d, evictions);
 			freed++;
 		} else {
-			policy_skip(d->policy, slot);
+			policy_skip(d->policy, slot, dirty);
 		}
 	}
 	return freed;

@@ -78,7 +78,9 @@ struct policy {
 	void *opaque;
 
 	uint8_t *seg;
-	uint8_t *hit; /* atomic bytes */
+	uint8_t *hit;	 /* atomic bytes */
+	uint8_t *parked; /* MAIN slots the caller could not evict */
+	uint64_t nparked;
 	uint64_t *owner;
 	uint32_t *adm;
 	uint64_t nprob, nmain, npinned;
@@ -128,10 +130,12 @@ struct policy *policy_new(const struct policy_conf *conf,
 	p->fcap = 2 * n + 16;
 	p->seg = calloc(n, 1);
 	p->hit = calloc(n, 1);
+	p->parked = calloc(n, 1);
 	p->owner = calloc(n, sizeof(*p->owner));
 	p->adm = calloc(n, sizeof(*p->adm));
 	p->fifo = calloc(p->fcap, sizeof(*p->fifo));
-	if (!p->seg || !p->hit || !p->owner || !p->adm || !p->fifo) {
+	if (!p->seg || !p->hit || !p->parked || !p->owner || !p->adm ||
+	    !p->fifo) {
 		policy_free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -148,6 +152,7 @@ void policy_free(struct policy *p)
 		return;
 	free(p->seg);
 	free(p->hit);
+	free(p->parked);
 	free(p->owner);
 	free(p->adm);
 	free(p->fifo);
@@ -223,13 +228,25 @@ void policy_hit(struct policy *p, uint32_t slot)
 static void fifo_compact(struct policy *p)
 {
 	uint64_t w = 0;
+	struct fifo_ent *n = malloc(p->fcap * sizeof(*n));
 
+	if (!n) {
+		/* No memory: drop the oldest entry (its slot stays in the
+		 * segment, and is found again by the all-parked reset). */
+		p->fhead = (p->fhead + 1) % p->fcap;
+		p->flen--;
+		return;
+	}
+	/* Into a new ring: compacting in place would overwrite entries of
+	 * a ring that wraps before they are read. */
 	for (uint64_t i = 0; i < p->flen; i++) {
 		struct fifo_ent e = p->fifo[(p->fhead + i) % p->fcap];
 		if (p->seg[e.slot] == SEG_PROBATION &&
 		    p->adm[e.slot] == e.admission)
-			p->fifo[w++] = e;
+			n[w++] = e;
 	}
+	free(p->fifo);
+	p->fifo = n;
 	p->fhead = 0;
 	p->flen = w;
 }
@@ -251,6 +268,10 @@ static void fifo_push(struct policy *p, uint32_t slot, bool at_head)
 
 static void set_seg(struct policy *p, uint32_t slot, uint8_t seg)
 {
+	if (p->parked[slot]) {
+		p->parked[slot] = 0;
+		p->nparked--;
+	}
 	switch (p->seg[slot]) {
 	case SEG_PROBATION:
 		p->nprob--;
@@ -336,15 +357,32 @@ void policy_pin(struct policy *p, uint32_t slot, bool pinned)
 	}
 }
 
-void policy_skip(struct policy *p, uint32_t slot)
+void policy_skip(struct policy *p, uint32_t slot, bool dirty)
 {
 	SCOPED_LOCK(&p->lock);
 	if (p->seg[slot] == SEG_PROBATION) {
-		/* In use or dirty at the head: to the back of probation, so
-		 * it is offered again after the others.  (Moving it to MAIN
-		 * would let every chunk a scan is still reading into MAIN.) */
+		/* At the head but in use or dirty: to the back of probation.
+		 * (Moving it to MAIN would let every chunk a scan is still
+		 * reading into MAIN.) */
 		p->adm[slot]++;
 		fifo_push(p, slot, false);
+	}
+	/* Dirty chunks wait for their upload, which may take long (the
+	 * store may be away): park them, so that clean chunks are found
+	 * meanwhile.  In-use ones are done in a moment: no parking. */
+	if (dirty && !p->parked[slot] &&
+	    (p->seg[slot] == SEG_PROBATION || p->seg[slot] == SEG_MAIN)) {
+		p->parked[slot] = 1;
+		p->nparked++;
+	}
+}
+
+void policy_unpark(struct policy *p, uint32_t slot)
+{
+	SCOPED_LOCK(&p->lock);
+	if (p->parked[slot]) {
+		p->parked[slot] = 0;
+		p->nparked--;
 	}
 }
 
@@ -375,9 +413,10 @@ static int probation_victim(struct policy *p, uint32_t *slot)
 {
 	struct fifo_ent held[POLICY_STREAMS];
 	unsigned nheld = 0;
+	uint64_t budget = p->flen; /* each entry looked at once */
 	int r = -ENOENT;
 
-	while (p->flen) {
+	while (p->flen && budget--) {
 		struct fifo_ent e = p->fifo[p->fhead];
 
 		p->fhead = (p->fhead + 1) % p->fcap;
@@ -388,6 +427,12 @@ static int probation_victim(struct policy *p, uint32_t *slot)
 		if (__atomic_exchange_n(&p->hit[e.slot], 0, __ATOMIC_RELAXED)) {
 			set_seg(p, e.slot, SEG_MAIN);
 			p->st.promotions++;
+			continue;
+		}
+		if (p->parked[e.slot]) {
+			/* Dirty: to the back, not offered. */
+			p->fifo[(p->fhead + p->flen) % p->fcap] = e;
+			p->flen++;
 			continue;
 		}
 		if (nheld < POLICY_STREAMS &&
@@ -431,7 +476,7 @@ static int main_victim(struct policy *p, uint32_t now, uint32_t *slot)
 		uint32_t s = (uint32_t)(rnd(p) % p->nslots);
 		uint32_t heat, tick, h;
 
-		if (p->seg[s] != SEG_MAIN)
+		if (p->seg[s] != SEG_MAIN || p->parked[s])
 			continue;
 		got++;
 		p->heat_of(p->opaque, p->owner[s], &heat, &tick);
@@ -447,15 +492,22 @@ static int main_victim(struct policy *p, uint32_t now, uint32_t *slot)
 		uint64_t start = rnd(p) % p->nslots;
 		for (uint64_t i = 0; i < p->nslots; i++) {
 			uint32_t s = (uint32_t)((start + i) % p->nslots);
-			if (p->seg[s] == SEG_MAIN) {
+			if (p->seg[s] == SEG_MAIN && !p->parked[s]) {
 				*slot = s;
 				found = true;
 				break;
 			}
 		}
 	}
-	if (!found)
+	if (!found) {
+		/* Everything left is parked: give them all another chance
+		 * from the next call on (in use ones are done by then). */
+		if (p->nparked) {
+			memset(p->parked, 0, p->nslots);
+			p->nparked = 0;
+		}
 		return -ENOENT;
+	}
 	p->st.victims_main++;
 	return 0;
 }
@@ -494,8 +546,13 @@ int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
 		*slot = ms;
 	else
 		r = probation_victim(p, slot);
-	if (r == 0)
+	if (r == 0) {
 		*chunk = p->owner[*slot];
+	} else if (p->nparked) {
+		/* All parked: another chance for them from the next call. */
+		memset(p->parked, 0, p->nslots);
+		p->nparked = 0;
+	}
 	return r;
 }
 

@@ -118,8 +118,11 @@ int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
 
 /* A victim the caller could not evict (dirty, in use): a probation
  * chunk goes to the back of probation, so it is not offered again at
- * once; a MAIN chunk stays (the next choice is made afresh). */
-void policy_skip(struct policy *p, uint32_t slot);
+ * once; a dirty one (probation or MAIN) is also parked: not offered
+ * again until policy_unpark, or until nothing unparked is left. */
+void policy_skip(struct policy *p, uint32_t slot, bool dirty);
+/* A chunk that could not be evicted (dirty) can be now (uploaded). */
+void policy_unpark(struct policy *p, uint32_t slot);
 
 struct policy_stats {
 	uint64_t probation, main, pinned; /* slots in each */

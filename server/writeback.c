@@ -206,6 +206,7 @@ static void push_chunk(struct device *d, uint64_t idx, void *data, void *enc,
 		} else {
 			e->state = CHUNK_HOT_CLEAN;
 			__atomic_fetch_sub(&d->ndirty, 1, __ATOMIC_RELAXED);
+			policy_unpark(d->policy, slot);
 		}
 		wb_delete_later(d, idx, old);
 	} else {

@@ -68,6 +68,7 @@ static struct device *reopen_ra(bool readahead)
 	c.writeback_delay_ms = 0;
 	/* Background pulls would blur the fetch counts some tests check. */
 	c.readahead_off = !readahead;
+	c.prefetch_none = !readahead;
 	d = device_open(&c);
 	CHECK(d);
 	CHECK(device_start(d) == 0);
