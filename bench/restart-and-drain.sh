@@ -108,7 +108,13 @@ mount_dirs=${MOUNT_DIRS:-40}
 s3_delay=${S3_DELAY_MS:-0}
 export S3_PORT=${S3_PORT:-7560} MON_PORT=${MON_PORT:-3360}
 export S3_ACCESS_KEY=${S3_ACCESS_KEY:-testkey} S3_SECRET_KEY=${S3_SECRET_KEY:-testsecret}
-export CEPH_S3_DIR=$dir/ceph
+# CEPH_S3_REUSE=1: an RGW already started in CEPH_S3_DIR (same S3_PORT),
+# used and left running (bench/run-all.sh starts one for every bench)
+if [ -n "${CEPH_S3_REUSE:-}" ]; then
+	export CEPH_S3_DIR=${CEPH_S3_DIR:?CEPH_S3_REUSE needs CEPH_S3_DIR}
+else
+	export CEPH_S3_DIR=$dir/ceph
+fi
 ep=http://127.0.0.1:$S3_PORT
 bucket=bg5
 say() { echo "restart-and-drain: $*" >&2; }
@@ -165,7 +171,8 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
-	[ -f "$CEPH_S3_DIR/s3.env" ] && "$src/tests/ceph-s3.sh" stop >&2
+	[ -z "${CEPH_S3_REUSE:-}" ] && [ -f "$CEPH_S3_DIR/s3.env" ] &&
+		"$src/tests/ceph-s3.sh" stop >&2
 }
 trap cleanup EXIT
 mountpoint -q "$mnt" 2>/dev/null && die "$mnt is mounted: unmount it first"
@@ -197,7 +204,7 @@ nbdkit "$plugin" --help 2>&1 | grep -q 'prefetch=warm|all|none' ||
 
 # ---- the store --------------------------------------------------------------
 if [ "$store_kind" = s3 ]; then
-	"$src/tests/ceph-s3.sh" start >&2
+	[ -n "${CEPH_S3_REUSE:-}" ] || "$src/tests/ceph-s3.sh" start >&2
 	"$src/tests/ceph-s3.sh" mkbucket "$bucket" >&2
 	export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 	store_of() { echo "store=s3://$bucket/$1 s3-endpoint=$ep"; }

@@ -68,7 +68,13 @@ read -r -a tierbd_extra <<<"${TIERBD_EXTRA:-}"
 read -r -a tierbd_tuned <<<"${TIERBD_TUNED:-}"
 export S3_PORT=${S3_PORT:-7520} MON_PORT=${MON_PORT:-3320}
 export S3_ACCESS_KEY=${S3_ACCESS_KEY:-testkey} S3_SECRET_KEY=${S3_SECRET_KEY:-testsecret}
-export CEPH_S3_DIR=$dir/ceph
+# CEPH_S3_REUSE=1: an RGW already started in CEPH_S3_DIR (same S3_PORT),
+# used and left running (bench/run-all.sh starts one for every bench)
+if [ -n "${CEPH_S3_REUSE:-}" ]; then
+	export CEPH_S3_DIR=${CEPH_S3_DIR:?CEPH_S3_REUSE needs CEPH_S3_DIR}
+else
+	export CEPH_S3_DIR=$dir/ceph
+fi
 ep=http://127.0.0.1:$S3_PORT
 bucket=bench
 empty_sha=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
@@ -101,7 +107,8 @@ cleanup() {
 	[ -n "${b_pid:-}" ] && kill "$b_pid" 2>/dev/null # s3backer under time(1)
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	[ -f "$CEPH_S3_DIR/s3.env" ] && "$src/tests/ceph-s3.sh" stop >&2
+	[ -z "${CEPH_S3_REUSE:-}" ] && [ -f "$CEPH_S3_DIR/s3.env" ] &&
+		"$src/tests/ceph-s3.sh" stop >&2
 }
 trap cleanup EXIT
 mountpoint -q "$mnt" 2>/dev/null && die "$mnt is mounted: unmount it first"
@@ -130,7 +137,7 @@ plugin=$build/plugin/nbdkit-tierbd-plugin.so
 [ -f "$plugin" ] || die "no plugin at $plugin"
 
 # ---- the store ------------------------------------------------------------
-"$src/tests/ceph-s3.sh" start >&2
+[ -n "${CEPH_S3_REUSE:-}" ] || "$src/tests/ceph-s3.sh" start >&2
 "$src/tests/ceph-s3.sh" mkbucket "$bucket" >&2
 rgw_pid=$(cat "$CEPH_S3_DIR/run/client.rgw.a.pid")
 osd_pid=$(cat "$CEPH_S3_DIR"/run/osd.*.pid)
