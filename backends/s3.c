@@ -75,21 +75,35 @@ static char *full_key(const struct s3 *s3, const char *key)
 
 /* ---- ops -------------------------------------------------------------- */
 
-static int s3_get(struct store *st, const char *key, void **buf, size_t *len)
+/* GET key into req->resp (a fixed buffer, or one grown as it comes). */
+static int get_object(struct s3 *s3, const char *key, struct s3_req *req)
 {
-	struct s3 *s3 = (struct s3 *)st;
 	CLEANUP_FREE char *k = NULL;
-	struct s3_req req = { .method = "GET", .quiet_404 = true };
 	int r;
 
 	if (!key_valid(s3, key))
-		return s3_result(s3, -EINVAL);
+		return -EINVAL;
 	if (!(k = full_key(s3, key)))
-		return s3_result(s3, -ENOMEM);
-	req.key = k;
-	r = s3_perform(s3, &req);
-	if (r == 0 && req.have_length && req.content_length != req.resp.len)
+		return -ENOMEM;
+	req->method = "GET";
+	req->quiet_404 = true;
+	req->key = k;
+	r = s3_perform(s3, req);
+	if (r == 0 && req->have_length && req->content_length != req->resp.len)
 		r = -EIO;
+	if (r == 0) {
+		S3_COUNT(s3, gets, 1);
+		S3_COUNT(s3, bytes_in, req->resp.len);
+	}
+	return r;
+}
+
+static int s3_get(struct store *st, const char *key, void **buf, size_t *len)
+{
+	struct s3 *s3 = (struct s3 *)st;
+	struct s3_req req = { 0 };
+	int r = get_object(s3, key, &req);
+
 	if (r == 0 && !req.resp.data) {
 		req.resp.data = malloc(1); /* an empty object */
 		if (!req.resp.data)
@@ -101,8 +115,21 @@ static int s3_get(struct store *st, const char *key, void **buf, size_t *len)
 	}
 	*buf = req.resp.data;
 	*len = req.resp.len;
-	S3_COUNT(s3, gets, 1);
-	S3_COUNT(s3, bytes_in, req.resp.len);
+	return 0;
+}
+
+static int s3_get_into(struct store *st, const char *key, void *buf, size_t cap,
+		       size_t *len)
+{
+	struct s3 *s3 = (struct s3 *)st;
+	struct s3_req req = {
+		.resp = { .data = buf, .cap = cap, .fixed = true }
+	};
+	int r = get_object(s3, key, &req);
+
+	if (r < 0)
+		return s3_result(s3, r);
+	*len = req.resp.len;
 	return 0;
 }
 
@@ -487,6 +514,7 @@ static void s3_destroy(struct store *st)
 static const struct store_ops s3_ops = {
 	.name = "s3",
 	.get = s3_get,
+	.get_into = s3_get_into,
 	.put = s3_put,
 	.del = s3_del,
 	.head = s3_head,

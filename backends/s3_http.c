@@ -67,6 +67,10 @@
 
 void s3_buf_free(struct s3_buf *b)
 {
+	if (b->fixed) {
+		b->len = 0;
+		return;
+	}
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -76,6 +80,8 @@ static int s3_buf_reserve(struct s3_buf *b, size_t need)
 {
 	if (need <= b->cap)
 		return 0;
+	if (b->fixed)
+		return -EFBIG;
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap = cap * 2 > cap ? cap * 2 : need;
@@ -89,12 +95,18 @@ static int s3_buf_reserve(struct s3_buf *b, size_t need)
 
 int s3_buf_add(struct s3_buf *b, const void *p, size_t n)
 {
-	if (n > SIZE_MAX - b->len - 1 || s3_buf_reserve(b, b->len + n + 1))
+	int r;
+
+	if (n > SIZE_MAX - b->len - 1)
 		return -ENOMEM;
+	r = s3_buf_reserve(b, b->len + n + !b->fixed);
+	if (r < 0)
+		return r;
 	if (n)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;
-	b->data[b->len] = '\0'; /* always a C string too */
+	if (b->len < b->cap)
+		b->data[b->len] = '\0'; /* a C string too */
 	return 0;
 }
 
@@ -285,7 +297,11 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *opaque)
 		if (cl > 0 && cl < ((curl_off_t)1 << 31))
 			s3_buf_reserve(b, (size_t)cl + 1);
 	}
-	return s3_buf_add(b, p, n) == 0 ? n : 0;
+	int r = s3_buf_add(b, p, n);
+
+	if (r == -EFBIG)
+		x->req->overflow = true;
+	return r == 0 ? n : 0;
 }
 
 static size_t header_cb(char *p, size_t size, size_t nmemb, void *opaque)
@@ -379,6 +395,7 @@ static CURLcode attempt(struct s3 *s3, CURL *h, struct s3_req *req,
 
 	curl_easy_reset(h);
 	req->resp.len = 0;
+	req->overflow = false;
 	req->curl_err[0] = '\0';
 	req->bucket_region[0] = '\0';
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -479,9 +496,12 @@ static enum verdict judge(struct s3 *s3, struct s3_req *req, int *err)
 			*err = -ENOMEM;
 			return V_DONE;
 		case CURLE_WRITE_ERROR:
-			/* our write_cb refused: out of memory or an
-			 * oversized error reply */
-			*err = req->status >= 300 ? -EIO : -ENOMEM;
+			/* our write_cb refused: out of memory, an
+			 * oversized error reply, or an object larger than
+			 * the caller's buffer */
+			*err = req->overflow	    ? -EFBIG
+			       : req->status >= 300 ? -EIO
+						    : -ENOMEM;
 			return V_DONE;
 		case CURLE_URL_MALFORMAT:
 		case CURLE_UNSUPPORTED_PROTOCOL:

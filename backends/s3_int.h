@@ -26,10 +26,13 @@
 struct s3_buf {
 	char *data;
 	size_t len, cap;
+	bool fixed; /* data is the caller's, cap bytes: never grown or freed */
 };
 
 void s3_buf_free(struct s3_buf *b);
-int s3_buf_add(struct s3_buf *b, const void *p, size_t n); /* 0 / -ENOMEM */
+/* 0; -ENOMEM; -EFBIG when a fixed buffer is full.  A NUL follows the
+ * data where there is room (always, unless fixed). */
+int s3_buf_add(struct s3_buf *b, const void *p, size_t n);
 int s3_buf_addf(struct s3_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -97,6 +100,7 @@ struct s3_req {
 	CURLcode curl_code; /* last CURLcode */
 	char curl_err[CURL_ERROR_SIZE];
 	struct s3_buf resp;	 /* response body (caller frees) */
+	bool overflow;		 /* resp is fixed and the body did not fit */
 	uint64_t content_length; /* from the response headers */
 	bool have_length;
 	char bucket_region[64]; /* x-amz-bucket-region, if sent */

@@ -1,5 +1,7 @@
-/* store.c - pick the store named by a store= specification. */
+/* store.c - pick the store named by a store= specification; helpers
+ * common to every store. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
@@ -25,4 +27,26 @@ struct store *store_open(const struct store_conf *conf)
 	     spec);
 	errno = EINVAL;
 	return NULL;
+}
+
+int store_get_into(struct store *st, const char *key, void *buf, size_t cap,
+		   size_t *len)
+{
+	void *obj;
+	size_t n;
+	int r;
+
+	if (st->ops->get_into)
+		return st->ops->get_into(st, key, buf, cap, len);
+	r = st->ops->get(st, key, &obj, &n);
+	if (r < 0)
+		return r;
+	if (n > cap) {
+		free(obj);
+		return -EFBIG;
+	}
+	memcpy(buf, obj, n);
+	free(obj);
+	*len = n;
+	return 0;
 }

@@ -46,6 +46,13 @@ struct store_ops {
 	 * and *len its size.  -ENOENT when absent. */
 	int (*get)(struct store *st, const char *key, void **buf, size_t *len);
 
+	/* Read a whole object into buf, which holds cap bytes: no
+	 * allocation per object (a fetch reuses its buffer).  -EFBIG when
+	 * the object is larger than cap (not retried).  Optional: callers
+	 * use store_get_into(), which falls back to get. */
+	int (*get_into)(struct store *st, const char *key, void *buf,
+			size_t cap, size_t *len);
+
 	/* Write a whole object; durable in the store when it returns 0. */
 	int (*put)(struct store *st, const char *key, const void *buf,
 		   size_t len);
@@ -108,6 +115,10 @@ struct store *store_open(const struct store_conf *conf);
 
 struct store *dir_store_open(const struct store_conf *conf, const char *path);
 struct store *s3_store_open(const struct store_conf *conf, const char *url);
+
+/* ops->get_into, or get and a copy where a store has no get_into. */
+int store_get_into(struct store *st, const char *key, void *buf, size_t cap,
+		   size_t *len);
 
 static inline void store_destroy(struct store *st)
 {
