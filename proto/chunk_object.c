@@ -129,9 +129,10 @@ static int check_expected(const struct chunk_obj_info *expect,
 	return 0;
 }
 
-int chunk_obj_decode(const void *obj, size_t len,
-		     const struct chunk_obj_info *expect, void *data,
-		     size_t data_size, struct chunk_obj_info *got)
+int chunk_obj_view(const void *obj, size_t len,
+		   const struct chunk_obj_info *expect, void *scratch,
+		   size_t scratch_size, const void **data,
+		   struct chunk_obj_info *got)
 {
 	const uint8_t *hdr = obj;
 	struct chunk_obj_info info;
@@ -174,30 +175,49 @@ int chunk_obj_decode(const void *obj, size_t len,
 		return r;
 	}
 
-	if (info.raw_len > data_size || (info.raw_len && !data))
-		return -EBADMSG;
-
 	payload = hdr + header_size;
 	if (flags & CHUNK_OBJ_F_LZ4) {
+		if (info.raw_len > scratch_size || (info.raw_len && !scratch))
+			return -EBADMSG;
 		if (payload_len > INT_MAX || info.raw_len > INT_MAX)
 			return -EBADMSG;
-		/* Capacity raw_len, not data_size: a stream that would
+		/* Capacity raw_len, not scratch_size: a stream that would
 		 * produce more than raw_len bytes fails here. */
-		r = LZ4_decompress_safe((const char *)payload, data,
+		r = LZ4_decompress_safe((const char *)payload, scratch,
 					(int)payload_len, (int)info.raw_len);
 		if (r < 0 || (uint32_t)r != info.raw_len)
 			return -EBADMSG;
-	} else {
-		if (payload_len != info.raw_len)
-			return -EBADMSG;
-		if (info.raw_len)
-			memcpy(data, payload, info.raw_len);
+		payload = scratch;
+	} else if (payload_len != info.raw_len) {
+		return -EBADMSG;
 	}
 
-	if (XXH3_64bits(data, info.raw_len) != info.data_hash)
+	if (XXH3_64bits(payload, info.raw_len) != info.data_hash)
 		return -EBADMSG;
 
+	*data = payload;
 	if (got)
 		*got = info;
+	return 0;
+}
+
+int chunk_obj_decode(const void *obj, size_t len,
+		     const struct chunk_obj_info *expect, void *data,
+		     size_t data_size, struct chunk_obj_info *got)
+{
+	struct chunk_obj_info info = { 0 };
+	const void *p = NULL;
+	int r;
+
+	r = chunk_obj_view(obj, len, expect, data, data_size, &p, &info);
+	if (got && (r == 0 || r == -ESTALE))
+		*got = info;
+	if (r < 0)
+		return r;
+	if (p != data) {
+		if (info.raw_len > data_size || (info.raw_len && !data))
+			return -EBADMSG;
+		memcpy(data, p, info.raw_len);
+	}
 	return 0;
 }

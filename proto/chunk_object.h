@@ -61,4 +61,12 @@ int chunk_obj_decode(const void *obj, size_t len,
 		     const struct chunk_obj_info *expect, void *data,
 		     size_t data_size, struct chunk_obj_info *got);
 
+/* The same checks, without copying a raw payload: *data points into obj
+ * (raw) or to scratch (compressed, decoded there; scratch_size as
+ * data_size above).  For a fetch, whose buffers are reused. */
+int chunk_obj_view(const void *obj, size_t len,
+		   const struct chunk_obj_info *expect, void *scratch,
+		   size_t scratch_size, const void **data,
+		   struct chunk_obj_info *got);
+
 #endif

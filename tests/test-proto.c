@@ -304,6 +304,32 @@ static void test_roundtrip(uint32_t raw_len, enum kind k)
 	      "got: %s %u", kn, raw_len);
 	free(out);
 
+	/* In place: a raw payload is not copied, a compressed one is
+	 * decoded into the scratch buffer; the same checks as decode. */
+	{
+		const void *view = NULL;
+
+		out = guarded_alloc(raw_len);
+		CHECK_RC(chunk_obj_view(o.buf, o.len, &expect, out, raw_len,
+					&view, NULL),
+			 0, "view: %s %u", kn, raw_len);
+		CHECK(view == (flags & CHUNK_OBJ_F_LZ4
+				       ? (const void *)out
+				       : (const void *)(h +
+							CHUNK_OBJ_HEADER_SIZE)),
+		      "view: where: %s %u", kn, raw_len);
+		CHECK(raw_len == 0 || memcmp(view, o.data, raw_len) == 0,
+		      "view: %s %u", kn, raw_len);
+		CHECK(guard_intact(out, raw_len, raw_len + GUARD),
+		      "view: %s %u", kn, raw_len);
+		if (raw_len && (flags & CHUNK_OBJ_F_LZ4))
+			CHECK_RC(chunk_obj_view(o.buf, o.len, NULL, out,
+						raw_len - 1, &view, NULL),
+				 -EBADMSG, "view: short scratch: %s %u", kn,
+				 raw_len);
+		free(out);
+	}
+
 	/* A larger buffer, nothing expected: bytes past raw_len untouched. */
 	out = guarded_alloc(raw_len + 100);
 	CHECK_RC(chunk_obj_decode(o.buf, o.len, NULL, out, raw_len + 100, NULL),
