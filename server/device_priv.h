@@ -151,6 +151,13 @@ struct device {
 
 	struct device_stats st; /* counters, updated with atomics */
 
+	/* Fetch buffers, reused (device.c): a free list of at most
+	 * fbuf_max; each holds an object and, after it, a chunk. */
+	pthread_mutex_t fbuf_lock;
+	void *fbuf_free;
+	unsigned fbuf_idle, fbuf_max;
+	size_t fbuf_obj; /* object room: chunk_obj_bound, page-rounded */
+
 	/* The kernel I/O probe pacing background work (probe.c), or NULL;
 	 * set by probe_open_device, owned by its caller, outlives us. */
 	struct probe *probe;
@@ -185,6 +192,10 @@ static inline void *chunk_buf_alloc(struct device *d)
 		return NULL;
 	return p;
 }
+
+/* device.c: the reused fetch buffers (above); at close, free them. */
+void dev_fbuf_init(struct device *d);
+void dev_fbuf_fini(struct device *d);
 
 /* lease.c: one owner at a time (see the file's top comment). */
 int lease_acquire(struct device *d, bool takeover);

@@ -453,6 +453,7 @@ static struct device *dev_alloc(const struct device_conf *conf)
 	d->hydrate = conf->prefetch_all;
 	d->warm = !conf->prefetch_none;
 	pthread_mutex_init(&d->trace_lock, NULL);
+	pthread_mutex_init(&d->fbuf_lock, NULL);
 	d->commit_interval_ms =
 		conf->commit_interval_ms ? conf->commit_interval_ms : 5000;
 	d->flush_remote = conf->flush_remote;
@@ -708,6 +709,7 @@ struct device *device_open(const struct device_conf *conf)
 						     : UINT64_C(4) << 20,
 				     d->chunk_size),
 			MAX(nslots / 8, (uint64_t)(nslots >= 4)));
+	dev_fbuf_init(d);
 	if (!d->cache) {
 		cconf = (struct cache_conf){ .log = conf->log,
 					     .path = slots_path,
@@ -863,6 +865,8 @@ void device_close(struct device *d)
 	pthread_mutex_destroy(&d->pull_tb.lock);
 	pthread_mutex_destroy(&d->push_tb.lock);
 	pthread_mutex_destroy(&d->trace_lock);
+	dev_fbuf_fini(d);
+	pthread_mutex_destroy(&d->fbuf_lock);
 	free(d->cache_dir);
 	for (unsigned i = 0; i < NSTRIPES; i++) {
 		pthread_mutex_destroy(&d->stripes[i].lock);
