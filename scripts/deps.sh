@@ -6,6 +6,8 @@
 #   scripts/deps.sh build     build and serve (compiler, libraries, nbdkit)
 #   scripts/deps.sh test      also everything the tests start (nbdfuse,
 #                             e2fsprogs, Ceph RGW, qemu and a guest kernel)
+#   scripts/deps.sh bench     also what bench/run-all.sh compares and plots
+#                             with (s3backer, nbdkit's S3 plugin, gnuplot)
 #
 # Installed packages are not fetched again, so a rerun is quick and needs
 # no network.  nbdfuse is a virtual package on Debian 12 (libnbd-bin
@@ -27,10 +29,16 @@ test_pkgs=(
 	qemu-system-x86 linux-image-amd64 busybox-static nbd-client cpio
 )
 
+bench_pkgs=(
+	"${test_pkgs[@]}"
+	s3backer nbdkit-plugin-python python3-boto3 gnuplot-nox time
+)
+
 case "${1:-build}" in
 build) packages=("${build_pkgs[@]}") ;;
 test) packages=("${test_pkgs[@]}") ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+bench) packages=("${bench_pkgs[@]}") ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 export DEBIAN_FRONTEND=noninteractive
 
