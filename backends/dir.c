@@ -325,75 +325,57 @@ static int open_object(struct dir_store *ds, const char *key, struct stat *sb)
 	return fd;
 }
 
-/* All len bytes of an open object.  Objects are replaced by rename,
+/* Read a whole object into buf (cap bytes; -EFBIG if it is larger), or
+ * into a new buffer when buf is NULL.  Objects are replaced by rename,
  * never written in place, so the inode we opened keeps its size. */
-static int read_object(int fd, char *buf, size_t len)
+static int get_object(struct dir_store *ds, const char *key, char *buf,
+		      size_t cap, void **bufp, size_t *lenp)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-static int dir_get(struct store *st, const char *key, void **bufp, size_t *lenp)
-{
-	struct dir_store *ds = (struct dir_store *)st;
 	struct stat sb;
-	size_t len;
-	char *buf;
-	int r;
+	size_t len, done = 0;
+	char *p = buf;
 
 	if (!key_valid(key))
 		return dir_result(ds, -EINVAL);
 	CLEANUP_CLOSE int fd = open_object(ds, key, &sb);
 	if (fd < 0)
 		return dir_result(ds, fd);
-
 	len = (size_t)sb.st_size;
-	buf = malloc(len ? len : 1);
-	if (!buf)
+	if (buf && len > cap)
+		return dir_result(ds, -EFBIG);
+	if (!buf && !(p = malloc(len ? len : 1)))
 		return dir_result(ds, -ENOMEM);
-	r = read_object(fd, buf, len);
-	if (r < 0) {
-		free(buf);
-		return dir_result(ds, r);
+	while (done < len) {
+		ssize_t n = pread(fd, p + done, len - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int r = n < 0 ? -errno : -EIO;
+
+			if (!buf)
+				free(p);
+			return dir_result(ds, r);
+		}
+		done += (size_t)n;
 	}
-	*bufp = buf;
+	if (bufp)
+		*bufp = p;
 	*lenp = len;
 	COUNT(ds, gets, 1);
 	COUNT(ds, bytes_in, len);
 	return 0;
 }
 
+static int dir_get(struct store *st, const char *key, void **bufp, size_t *lenp)
+{
+	return get_object((struct dir_store *)st, key, NULL, 0, bufp, lenp);
+}
+
 static int dir_get_into(struct store *st, const char *key, void *buf,
 			size_t cap, size_t *lenp)
 {
-	struct dir_store *ds = (struct dir_store *)st;
-	struct stat sb;
-	int r;
-
-	if (!key_valid(key))
-		return dir_result(ds, -EINVAL);
-	CLEANUP_CLOSE int fd = open_object(ds, key, &sb);
-	if (fd < 0)
-		return dir_result(ds, fd);
-	if ((uint64_t)sb.st_size > cap)
-		return dir_result(ds, -EFBIG);
-	r = read_object(fd, buf, (size_t)sb.st_size);
-	if (r < 0)
-		return dir_result(ds, r);
-	*lenp = (size_t)sb.st_size;
-	COUNT(ds, gets, 1);
-	COUNT(ds, bytes_in, *lenp);
-	return 0;
+	return get_object((struct dir_store *)st, key, buf, cap, NULL, lenp);
 }
 
 static int dir_head(struct store *st, const char *key, uint64_t *size)
