@@ -42,6 +42,9 @@
 #          p99 are fio's latencies from submission to completion
 #          (lat_percentiles: with libaio on s3backer's FUSE file the work
 #          is done in io_submit, and completion latency alone is ~0).
+#          ZIPF_64K=1 (default) adds tierbd-64K: the same device at
+#          chunk-size=64K, the granularity of nbdkit S3's objects (s3backer
+#          and tierbd use 1 MiB).
 #
 # Workloads (WORKLOADS, NAME:BS:QD): seqread 1M QD 8, seqwrite 1M QD 8,
 # randread and randwrite 4k at QD 1 and 32.  Value: MiB/s for seq*,
@@ -60,7 +63,7 @@
 #   sizes, 1 round, short runs: a smoke test of a few minutes)
 #   HOT_SIZE_MIB=1024 HOT_RUNTIME=5 COLD_SIZE_MIB=1024 COLD_RUNTIME=8
 #   COLD_WRITE_MIB=256 CURL_P=32 ZIPF_CACHE_MIB=128 ZIPF_THETA=1.1
-#   ZIPF_QD=4 ZIPF_WARM=20 ZIPF_RUNTIME=30
+#   ZIPF_QD=4 ZIPF_WARM=20 ZIPF_RUNTIME=30 ZIPF_64K=1
 #   BENCH_DIR=/var/tmp/tierbd-matrix OUT_DIR=$BENCH_DIR/out
 #   S3_PORT=7590 MON_PORT=3390; CEPH_S3_REUSE=1 with CEPH_S3_DIR (and
 #   the same S3_PORT) uses an RGW already started there and leaves it
@@ -89,6 +92,7 @@ zipf_theta=${ZIPF_THETA:-1.1}
 zipf_qd=${ZIPF_QD:-4}
 zipf_warm=${ZIPF_WARM:-$d_zw}
 zipf_rt=${ZIPF_RUNTIME:-$d_zrt}
+zipf_64k=${ZIPF_64K:-1}
 workloads=${WORKLOADS:-"seqread:1M:8 seqwrite:1M:8 randread:4k:1 randread:4k:32 randwrite:4k:1 randwrite:4k:32"}
 dir=${BENCH_DIR:-/var/tmp/tierbd-matrix}
 out=${OUT_DIR:-$dir/out}
@@ -346,13 +350,13 @@ rgw_gets() { # GETs RGW has served so far
 
 # ---- tierbd on S3 ----------------------------------------------------------------
 t_cache=
-tierbd_up() { # CACHE_MIB [WORDS...]: a fresh empty cache, reopened from the store
-	local cm=$1
-	shift
+tierbd_up() { # CACHE_MIB PREFIX [WORDS...]: a fresh empty cache, reopened from the store
+	local cm=$1 pre=$2
+	shift 2
 	t_cache=$run/tcache
 	rm -rf "$t_cache" "$run/t.sock"
 	nbdkit -f -U "$run/t.sock" "$plugin" cache="$t_cache" cache-size="${cm}M" \
-		store="s3://$bucket/tierbd" s3-endpoint="$ep" "$@" 2>"$run/tierbd.log" &
+		store="s3://$bucket/$pre" s3-endpoint="$ep" "$@" 2>"$run/tierbd.log" &
 	t_pid=$!
 	pids+=("$t_pid")
 	wait_sock "$run/t.sock" "$t_pid" || { cat "$run/tierbd.log" >&2; die "tierbd did not start"; }
@@ -413,7 +417,9 @@ n_down() { stop "$n_pid"; }
 # contender C up / down, for the cold section or for zipf (cache size given)
 up() { # CONTENDER [ZIPF_CACHE_MIB]
 	case $1 in
-	tierbd) tierbd_up "${2:-$((cold_mib * 2))}" prefetch=none
+	tierbd | tierbd-64K)
+		tierbd_up "${2:-$((cold_mib * 2))}" "$([ "$1" = tierbd ] && echo tierbd || echo tierbd64)" \
+			prefetch=none
 		grep -q "reopened the device from store" "$run/tierbd.log" ||
 			{ cat "$run/tierbd.log" >&2; die "tierbd did not reopen from the store"; } ;;
 	s3backer) s3b_up "${2:-}" ;;
@@ -422,7 +428,7 @@ up() { # CONTENDER [ZIPF_CACHE_MIB]
 }
 down() {
 	case $1 in
-	tierbd) tierbd_down ;;
+	tierbd | tierbd-64K) tierbd_down ;;
 	s3backer) s3b_down ;;
 	nbdkit-S3) n_down ;;
 	esac
@@ -448,23 +454,27 @@ curl_run() { # CFG SHA: sets c_mibs c_rss_kb
 # =============================================================================
 # cold
 # =============================================================================
-cold_fill() {
-	local n nobj
-	say "cold: filling the devices in the store (${cold_mib} MiB each)"
-	# tierbd: written once, uploaded and committed at the clean stop
+tierbd_fill() { # PREFIX CHUNK_SIZE NCHUNKS: a new device, written once, drained
+	local n
 	t_cache=$run/tcache
-	rm -rf "$t_cache"
-	nbdkit -f -U "$run/t.sock" "$plugin" size="${cold_mib}M" chunk-size=1M \
+	rm -rf "$t_cache" "$run/t.sock"
+	nbdkit -f -U "$run/t.sock" "$plugin" size="${cold_mib}M" chunk-size="$2" \
 		cache="$t_cache" cache-size="$((cold_mib * 2))M" \
-		store="s3://$bucket/tierbd" s3-endpoint="$ep" 2>"$run/tierbd.log" &
+		store="s3://$bucket/$1" s3-endpoint="$ep" 2>"$run/tierbd.log" &
 	t_pid=$!
 	pids+=("$t_pid")
 	wait_sock "$run/t.sock" "$t_pid" || { cat "$run/tierbd.log" >&2; die "tierbd did not start"; }
 	fio_run "$run/fill.json" --ioengine=nbd --uri="nbd+unix:///?socket=$run/t.sock" \
 		--rw=write --bs=1M --iodepth=16 --size="${cold_mib}M" --refill_buffers --end_fsync=1
 	tierbd_down
-	n=$(s3util count tierbd/chunks/)
-	[ "$n" -ge "$cold_mib" ] || die "tierbd stored $n of $cold_mib chunks"
+	n=$(s3util count "$1/chunks/")
+	[ "$n" -ge "$3" ] || die "tierbd ($1) stored $n of $3 chunks"
+}
+
+cold_fill() {
+	local n nobj
+	say "cold: filling the devices in the store (${cold_mib} MiB each)"
+	tierbd_fill tierbd 1M "$cold_mib"
 	# s3backer
 	s3b_up
 	fio_run "$run/fill.json" "${srv_engine[@]}" --rw=write --bs=1M --iodepth=16 \
@@ -533,24 +543,30 @@ cold_section() {
 zipf_section() {
 	local r c g0 g1 h0 m0 h1 m1 v ios p50 p99 rss hit thit
 	[ -f "$run/get.cfg" ] || cold_fill
+	local zc=(tierbd s3backer nbdkit-S3)
+	if [ "$zipf_64k" = 1 ]; then
+		say "zipf: filling tierbd-64K (chunk-size=64K, as nbdkit S3's objects)"
+		tierbd_fill tierbd64 64K $((cold_mib * 16))
+		zc+=(tierbd-64K)
+	fi
 	local zargs="--rw=randread --bs=4k --iodepth=$zipf_qd --size=${cold_mib}M"
 	zargs="$zargs --random_distribution=zipf:$zipf_theta --time_based"
 	for r in $(seq "$runs"); do
-		for c in $(rotate "$r" tierbd s3backer nbdkit-S3); do
+		for c in $(rotate "$r" "${zc[@]}"); do
 			up "$c" "$zipf_cache"
 			# shellcheck disable=SC2086 # zargs are words
 			fio_run "$run/z.json" "${srv_engine[@]}" $zargs --runtime="$zipf_warm" \
 				--randseed=$((1000 + r))
 			g0=$(rgw_gets)
 			h0=0 m0=0
-			[ "$c" = tierbd ] && read -r h0 m0 _ <<<"$(tstats "$t_cache")"
+			case $c in tierbd*) read -r h0 m0 _ <<<"$(tstats "$t_cache")" ;; esac
 			# shellcheck disable=SC2086
 			fio_run "$run/z.json" "${srv_engine[@]}" $zargs --runtime="$zipf_rt" \
 				--randseed=$((2000 + r))
 			g1=$(rgw_gets)
 			rss=$(hwm "$srv_pid")
 			thit=-
-			if [ "$c" = tierbd ]; then
+			if [[ $c == tierbd* ]]; then
 				read -r h1 m1 _ <<<"$(tstats "$t_cache")"
 				thit=$(awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) \
 					'BEGIN{printf "%.1f", h + m ? 100 * h / (h + m) : 0}')
@@ -575,6 +591,7 @@ if want cold || want zipf; then
 	s3util rm tierbd/
 	s3util rm s3b/
 	s3util rm nbs3/
+	s3util rm tierbd64/
 fi
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -591,7 +608,7 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "- env: QUICK=$quick HOT_SIZE_MIB=$hot_mib HOT_RUNTIME=$hot_rt COLD_SIZE_MIB=$cold_mib" \
 		"COLD_RUNTIME=$cold_rt COLD_WRITE_MIB=$cold_write_mib CURL_P=$curl_p" \
 		"ZIPF_CACHE_MIB=$zipf_cache ZIPF_THETA=$zipf_theta ZIPF_QD=$zipf_qd ZIPF_WARM=$zipf_warm" \
-		"ZIPF_RUNTIME=$zipf_rt"
+		"ZIPF_RUNTIME=$zipf_rt ZIPF_64K=$zipf_64k"
 } >"$run/footer"
 /usr/bin/python3 - "$run/results" "$out" "$run/footer" <<'EOF'
 import sys, os, statistics as st
@@ -627,7 +644,7 @@ def lat(x):
     return "-" if x is None else ("%.0f" % x if x >= 10 else "%.1f" % x)
 conts = {"hot": ["tierbd", "nbdkit-file", "nbdkit-memory"],
          "cold": ["tierbd", "s3backer", "nbdkit-S3", "curl"],
-         "zipf": ["tierbd", "s3backer", "nbdkit-S3"]}
+         "zipf": ["tierbd", "tierbd-64K", "s3backer", "nbdkit-S3"]}
 base = {"hot": "nbdkit-file", "cold": "s3backer", "zipf": "s3backer"}
 for sec in ("hot", "cold", "zipf"):
     wls = [wl for s, wl in order if s == sec]

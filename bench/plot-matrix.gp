@@ -32,7 +32,7 @@ set output png . "/bench-cold.png"
 set title "Fully cold (every chunk in Ceph RGW): against s3backer (1 = equal; dashed: goal 2)"
 set ylabel "ratio to s3backer, same round (log)"
 set logscale y
-set yrange [0.01:*]
+set yrange [0.002:*]
 set arrow 1 from graph 0, first 2 to graph 1, first 2 nohead dt 2 lw 2 lc rgb "red"
 set arrow 2 from graph 0, first 1 to graph 1, first 1 nohead dt 3 lc rgb "black"
 plot dat . "/cold.dat" using 2:3:4:xtic(1) title "tierbd" lc rgb "#1f77b4", \
