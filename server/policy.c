@@ -5,12 +5,17 @@
  *   seg[s]    FREE / PROBATION / MAIN / PINNED
  *   owner[s]  the chunk in the slot
  *   hit[s]    hit while in probation (set without the lock)
+ *   stamp[s]  admission clock at the last use (set without the lock)
+ *   why[s]    offered as a victim, and by which rule (lock held)
  *   fifo      ring of probation slots, oldest first; each entry carries
  *             the slot's admission number so that an entry left behind
  *             by a removed slot is recognised and skipped
- * The lock guards all but hit[] and the stream table (atomics).
+ *   ghost     2+ entries per slot: chunks MAIN gave up, by which rule
+ * The lock guards all but hit[], stamp[], clock and the stream table
+ * (atomics).
  */
 #include <errno.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +74,14 @@ struct stream {
 	uint64_t used; /* LRU stamp */
 };
 
+/* why[s]: offered as a victim, and which of MAIN's two rules alone
+ * picked it: the coolest of the sample but not the longest unused
+ * (frequency's choice), or the longest unused but not the coolest
+ * (recency's choice). */
+#define WHY_OFFERED 1
+#define WHY_FREQ 2
+#define WHY_RECENCY 4
+
 struct policy {
 	pthread_mutex_t lock; /* everything below but hit[] and stats */
 	uint64_t nslots;
@@ -96,26 +109,69 @@ struct policy {
 	unsigned chunk_shift; /* of the last policy_note_io (atomic) */
 	uint64_t rng;
 
+	/* Recency in MAIN (see policy.h): a slot's score is its heat
+	 * halved every tau admissions since its last use; tau =
+	 * nslots * 2^(bal / POLICY_BAL_OCTAVE), moved by regrets. */
+	uint32_t *stamp;
+	uint8_t *why;
+	uint8_t last_why; /* of the last main_victim */
+	uint32_t tau;
+	int32_t bal;
+	uint32_t by_freq, by_recency; /* decisive victims, decayed */
+	uint32_t *ghost;	      /* fingerprint << 1 | WHY_RECENCY */
+	uint64_t gmask;
+
 	struct policy_stats st;
+
+	/* Read on every hit, written on every admission: its own line. */
+	alignas(64) uint32_t clock;
 };
 
-static uint64_t rnd(struct policy *p)
+static uint64_t mix64(uint64_t z)
 {
-	uint64_t z = (p->rng += 0x9e3779b97f4a7c15ull);
-
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
 }
 
+static uint64_t rnd(struct policy *p)
+{
+	return mix64(p->rng += 0x9e3779b97f4a7c15ull);
+}
+
+/* tau = nslots * 2^(bal / POLICY_BAL_OCTAVE), in 1/16 octaves, within
+ * [1, 2^31].  bal is within [POLICY_BAL_MIN, POLICY_BAL_MAX].  Lock held
+ * (or not yet shared). */
+static void set_tau(struct policy *p)
+{
+	int32_t oct = p->bal >> 8; /* floor */
+	unsigned f = (unsigned)(p->bal & 255) >> 4;
+	uint64_t t = p->nslots > 1u << 31 ? 1u << 31 : p->nslots;
+
+	_Static_assert(POLICY_BAL_OCTAVE == 256, "bal's octave is 8 bits");
+	_Static_assert(POLICY_BAL_MIN >= -31 * 256 && POLICY_BAL_MAX < 31 * 256,
+		       "tau's shifts fit");
+	if (f) /* 2^(f/16) = 2 * 2^-((16 - f)/16) */
+		t = t * 2 * frac_pow2[16 - f] >> 16;
+	t = oct >= 0 ? t << oct : t >> -oct;
+	if (t > 1u << 31)
+		t = 1u << 31;
+	p->tau = t ? (uint32_t)t : 1;
+}
+
 struct policy *policy_new(const struct policy_conf *conf,
 			  policy_heat_fn heat_of, void *opaque)
 {
-	struct policy *p = calloc(1, sizeof(*p));
+	struct policy *p;
 	uint64_t n = conf->nslots;
+	void *mem;
 
-	if (!p)
+	/* Aligned for clock's cache line. */
+	if (posix_memalign(&mem, 64, sizeof(*p))) {
+		errno = ENOMEM;
 		return NULL;
+	}
+	p = memset(mem, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
 	p->nslots = n;
 	p->half_life = conf->half_life ? conf->half_life : 3600;
@@ -128,21 +184,30 @@ struct policy *policy_new(const struct policy_conf *conf,
 	p->opaque = opaque;
 	p->rng = conf->seed ? conf->seed : 0x7469657262640001ull;
 	p->fcap = 2 * n + 16;
+	for (p->gmask = 63; p->gmask < 2 * n - 1;)
+		p->gmask = p->gmask << 1 | 1;
+	p->bal = 0;
+	set_tau(p);
 	p->seg = calloc(n, 1);
 	p->hit = calloc(n, 1);
 	p->parked = calloc(n, 1);
 	p->owner = calloc(n, sizeof(*p->owner));
 	p->adm = calloc(n, sizeof(*p->adm));
 	p->fifo = calloc(p->fcap, sizeof(*p->fifo));
+	p->stamp = calloc(n, sizeof(*p->stamp));
+	p->why = calloc(n, 1);
+	p->ghost = calloc(p->gmask + 1, sizeof(*p->ghost));
 	if (!p->seg || !p->hit || !p->parked || !p->owner || !p->adm ||
-	    !p->fifo) {
+	    !p->fifo || !p->stamp || !p->why || !p->ghost) {
 		policy_free(p);
 		errno = ENOMEM;
 		return NULL;
 	}
 	p->st.meta_bytes = sizeof(*p) +
-			   n * (1 + 1 + sizeof(*p->owner) + sizeof(*p->adm)) +
-			   p->fcap * sizeof(*p->fifo);
+			   n * (1 + 1 + 1 + 1 + sizeof(*p->owner) +
+				sizeof(*p->adm) + sizeof(*p->stamp)) +
+			   p->fcap * sizeof(*p->fifo) +
+			   (p->gmask + 1) * sizeof(*p->ghost);
 	return p;
 }
 
@@ -156,6 +221,9 @@ void policy_free(struct policy *p)
 	free(p->owner);
 	free(p->adm);
 	free(p->fifo);
+	free(p->stamp);
+	free(p->why);
+	free(p->ghost);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -220,8 +288,80 @@ void policy_touch(struct policy *p, uint32_t *heat, uint32_t *tick,
 
 void policy_hit(struct policy *p, uint32_t slot)
 {
+	uint32_t now = __atomic_load_n(&p->clock, __ATOMIC_RELAXED);
+
+	/* Loads first: a hot slot's lines are written once per miss, not
+	 * on every hit. */
 	if (!__atomic_load_n(&p->hit[slot], __ATOMIC_RELAXED))
 		__atomic_store_n(&p->hit[slot], 1, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&p->stamp[slot], __ATOMIC_RELAXED) != now)
+		__atomic_store_n(&p->stamp[slot], now, __ATOMIC_RELAXED);
+}
+
+/* ---- regrets: the ghosts of MAIN's decisive victims --------------------- */
+
+/* The ghost table is direct-mapped: a new ghost overwrites whatever
+ * hashed to its entry, so a ghost lives about 2 * nslots decisive
+ * evictions.  An entry is a 30-bit fingerprint of the chunk and the
+ * rule that picked it (WHY_RECENCY or not); 0 is empty.  Lock held. */
+static uint32_t *ghost_ent(struct policy *p, uint64_t chunk, uint32_t *fp)
+{
+	uint64_t h = mix64(chunk);
+
+	*fp = (uint32_t)(h >> 34) | 1u << 29; /* never 0 */
+	return &p->ghost[h & p->gmask];
+}
+
+/* A decisive victim of MAIN was evicted: remember it and by which rule.
+ * Lock held. */
+static void regret_note(struct policy *p, uint64_t chunk, uint8_t why)
+{
+	uint32_t fp, *g = ghost_ent(p, chunk, &fp);
+
+	*g = fp << 1 | !!(why & WHY_RECENCY);
+	if (why & WHY_RECENCY)
+		p->by_recency++;
+	else
+		p->by_freq++;
+	if (p->by_recency + p->by_freq >= POLICY_REGRET_WINDOW) {
+		p->by_recency /= 2;
+		p->by_freq /= 2;
+	}
+}
+
+/* Chunk is admitted again: if MAIN gave it up by one rule, that rule
+ * was wrong; lean towards the other.  The step is scaled by the other
+ * rule's share of the decisive victims, so that the balance settles
+ * where both rules' victims come back at the same rate (not the same
+ * number of times), with a floor that lets it leave either end.  Lock
+ * held. */
+static void regret_check(struct policy *p, uint64_t chunk)
+{
+	uint32_t fp, *g = ghost_ent(p, chunk, &fp);
+	uint32_t total = p->by_recency + p->by_freq + 1;
+	int32_t step;
+
+	if (!*g || *g >> 1 != fp)
+		return;
+	if (*g & 1) { /* recency's victim came back: more frequency */
+		step = (int32_t)((uint64_t)POLICY_BAL_STEP * p->by_freq /
+				 total);
+		p->bal +=
+			step > POLICY_BAL_STEP_MIN ? step : POLICY_BAL_STEP_MIN;
+		p->st.regrets_recency++;
+	} else { /* frequency's victim came back: more recency */
+		step = (int32_t)((uint64_t)POLICY_BAL_STEP * p->by_recency /
+				 total);
+		p->bal -=
+			step > POLICY_BAL_STEP_MIN ? step : POLICY_BAL_STEP_MIN;
+		p->st.regrets_freq++;
+	}
+	*g = 0;
+	if (p->bal < POLICY_BAL_MIN)
+		p->bal = POLICY_BAL_MIN;
+	if (p->bal > POLICY_BAL_MAX)
+		p->bal = POLICY_BAL_MAX;
+	set_tau(p);
 }
 
 /* Drop stale entries so that one more fits.  Lock held. */
@@ -298,7 +438,7 @@ static void set_seg(struct policy *p, uint32_t slot, uint8_t seg)
 }
 
 static int main_victim(struct policy *p, uint32_t now, uint32_t *slot);
-static uint32_t slot_heat(struct policy *p, uint32_t slot, uint32_t now);
+static uint32_t slot_score(struct policy *p, uint32_t slot, uint32_t now);
 
 /* TinyLFU's admission test: a ghost goes to MAIN only if it is warmer
  * than what MAIN would give up for it; else it waits in probation like
@@ -313,7 +453,7 @@ static bool hotter_than_main(struct policy *p, uint64_t chunk, uint32_t heat)
 	if (main_victim(p, now, &s) < 0)
 		return true;
 	p->st.victims_main--; /* a look, not a victim */
-	return heat > slot_heat(p, s, now);
+	return heat > slot_score(p, s, now);
 }
 
 void policy_admit(struct policy *p, uint32_t slot, uint64_t chunk,
@@ -322,7 +462,12 @@ void policy_admit(struct policy *p, uint32_t slot, uint64_t chunk,
 	SCOPED_LOCK(&p->lock);
 	p->owner[slot] = chunk;
 	p->adm[slot]++;
+	p->why[slot] = 0;
 	__atomic_store_n(&p->hit[slot], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->clock, p->clock + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->stamp[slot], p->clock, __ATOMIC_RELAXED);
+	if (!sequential && !pinned)
+		regret_check(p, chunk);
 	if (pinned) {
 		set_seg(p, slot, SEG_PINNED);
 	} else if (!sequential && heat >= p->ghost_heat &&
@@ -340,6 +485,12 @@ void policy_admit(struct policy *p, uint32_t slot, uint64_t chunk,
 void policy_remove(struct policy *p, uint32_t slot)
 {
 	SCOPED_LOCK(&p->lock);
+	/* Evicted as offered (not trimmed): remember a decisive victim of
+	 * MAIN, to learn from its return. */
+	if (p->seg[slot] == SEG_MAIN && (p->why[slot] & WHY_OFFERED) &&
+	    !(p->why[slot] & WHY_FREQ) != !(p->why[slot] & WHY_RECENCY))
+		regret_note(p, p->owner[slot], p->why[slot]);
+	p->why[slot] = 0;
 	set_seg(p, slot, SEG_FREE);
 	p->adm[slot]++; /* its FIFO entry, if any, is now stale */
 }
@@ -360,6 +511,7 @@ void policy_pin(struct policy *p, uint32_t slot, bool pinned)
 void policy_skip(struct policy *p, uint32_t slot, bool dirty)
 {
 	SCOPED_LOCK(&p->lock);
+	p->why[slot] = 0;
 	if (p->seg[slot] == SEG_PROBATION) {
 		/* At the head but in use or dirty: to the back of probation.
 		 * (Moving it to MAIN would let every chunk a scan is still
@@ -457,36 +609,57 @@ static int probation_victim(struct policy *p, uint32_t *slot)
 	return r;
 }
 
-static uint32_t slot_heat(struct policy *p, uint32_t slot, uint32_t now)
+/* Score of a cached slot: its heat, halved every tau admissions since
+ * its last use.  Large tau: the heat (frequency); small: the last use
+ * (recency).  Lock held. */
+static uint32_t slot_score(struct policy *p, uint32_t slot, uint32_t now)
 {
 	uint32_t heat, tick;
 
 	p->heat_of(p->opaque, p->owner[slot], &heat, &tick);
-	return heat_at(heat, tick, now, p->half_life);
+	heat = heat_at(heat, tick, now, p->half_life);
+	return heat_at(heat, __atomic_load_n(&p->stamp[slot], __ATOMIC_RELAXED),
+		       p->clock, p->tau);
 }
 
-/* The coolest of a random sample of MAIN slots.  Lock held. */
+/* The lowest score of a random sample of MAIN slots; last_why says if
+ * frequency alone (the coolest, not the longest unused) or recency alone
+ * picked it.  Lock held. */
 static int main_victim(struct policy *p, uint32_t now, uint32_t *slot)
 {
-	uint32_t best_heat = UINT32_MAX;
+	uint32_t best = 0, best_heat = 0, best_age = 0;
+	uint32_t min_heat = UINT32_MAX, max_age = 0;
 	bool found = false;
 	unsigned tries = POLICY_SAMPLE * 4;
 
+	p->last_why = 0;
 	for (unsigned got = 0; got < POLICY_SAMPLE && tries--;) {
 		uint32_t s = (uint32_t)(rnd(p) % p->nslots);
-		uint32_t heat, tick, h;
+		uint32_t heat, tick, h, stamp, age, score;
 
 		if (p->seg[s] != SEG_MAIN || p->parked[s])
 			continue;
 		got++;
 		p->heat_of(p->opaque, p->owner[s], &heat, &tick);
 		h = heat_at(heat, tick, now, p->half_life);
-		if (!found || h < best_heat) {
+		stamp = __atomic_load_n(&p->stamp[s], __ATOMIC_RELAXED);
+		age = p->clock - stamp;
+		score = heat_at(h, stamp, p->clock, p->tau);
+		min_heat = h < min_heat ? h : min_heat;
+		max_age = age > max_age ? age : max_age;
+		if (!found || score < best ||
+		    (score == best && age > best_age)) {
+			best = score;
 			best_heat = h;
+			best_age = age;
 			*slot = s;
 			found = true;
 		}
 	}
+	if (found && best_age < max_age && best_heat == min_heat)
+		p->last_why = WHY_FREQ;
+	else if (found && best_age == max_age && best_heat > min_heat)
+		p->last_why = WHY_RECENCY;
 	if (!found) {
 		/* MAIN is sparse among the slots: walk to find one. */
 		uint64_t start = rnd(p) % p->nslots;
@@ -512,12 +685,11 @@ static int main_victim(struct policy *p, uint32_t now, uint32_t *slot)
 	return 0;
 }
 
-int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
+static int victim(struct policy *p, uint32_t now, uint32_t *slot,
 		  uint64_t *chunk)
 {
 	int r;
 
-	SCOPED_LOCK(&p->lock);
 	/* S3-FIFO: take from probation while it is over its share (or MAIN
 	 * has nothing to give), else from MAIN. */
 	if (p->nprob > p->prob_target || p->nmain == 0) {
@@ -532,9 +704,11 @@ int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
 	 * never drain, and what a scan or first-timers left there would
 	 * hold its share for good. */
 	uint32_t ms, ps;
+	uint8_t why;
 	r = main_victim(p, now, &ms);
+	why = p->last_why;
 	if (r == 0 && p->nprob && probation_victim(p, &ps) == 0) {
-		if (slot_heat(p, ps, now) <= slot_heat(p, ms, now)) {
+		if (slot_score(p, ps, now) <= slot_score(p, ms, now)) {
 			p->st.victims_main--;
 			*slot = ps;
 			*chunk = p->owner[ps];
@@ -542,10 +716,12 @@ int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
 		}
 		p->st.victims_probation--;
 	}
-	if (r == 0)
+	if (r == 0) {
 		*slot = ms;
-	else
+		p->why[ms] = why;
+	} else {
 		r = probation_victim(p, slot);
+	}
 	if (r == 0) {
 		*chunk = p->owner[*slot];
 	} else if (p->nparked) {
@@ -553,6 +729,17 @@ int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
 		memset(p->parked, 0, p->nslots);
 		p->nparked = 0;
 	}
+	return r;
+}
+
+int policy_victim(struct policy *p, uint32_t now, uint32_t *slot,
+		  uint64_t *chunk)
+{
+	SCOPED_LOCK(&p->lock);
+	int r = victim(p, now, slot, chunk);
+
+	if (r == 0)
+		p->why[*slot] |= WHY_OFFERED;
 	return r;
 }
 
@@ -568,4 +755,5 @@ void policy_get_stats(struct policy *p, struct policy_stats *out)
 	out->probation = p->nprob;
 	out->main = p->nmain;
 	out->pinned = p->npinned;
+	out->tau = p->tau;
 }

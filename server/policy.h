@@ -20,10 +20,24 @@
  *              Chunks admitted by a detected sequential stream enter at
  *              the head (the cold end), so a scan recycles its own
  *              slots instead of flushing the working set.
- *   MAIN       evicted by lowest current heat among a random sample of
+ *   MAIN       evicted by lowest score among a random sample of
  *              POLICY_SAMPLE slots: no sort, no list on the hit path.
  * A chunk whose remembered heat is already high (it was hot, evicted,
  * and asked for again: S3-FIFO's ghost hit) is admitted to MAIN at once.
+ *
+ * Score (LRFU-like): a slot's current heat, halved every tau admissions
+ * (misses) since its last use.  A large tau ranks MAIN by heat
+ * (frequency: stationary workloads, Zipf); a small one by last use
+ * (recency: workloads that move from one working set to the next, as a
+ * filesystem's untar, read-back and grep do).  tau adapts, like ARC's
+ * balance, to the misses each side would have avoided: when MAIN's
+ * sample gives up a chunk that frequency alone picked (the coolest, but
+ * not the longest unused) or recency alone picked (the reverse), the
+ * chunk's fingerprint is kept in a ghost table (2+ entries per slot);
+ * if it is asked for again soon, the rule that picked it was wrong, and
+ * tau moves towards the other, by a step scaled so that tau settles
+ * where both rules' victims come back at the same rate.  Its range is
+ * nslots/4 .. 256 * nslots admissions; it starts at nslots.
  *
  * Sequential streams: a small table of recent streams; a read that
  * continues one is sequential once the stream is POLICY_SEQ_MIN chunks
@@ -45,6 +59,14 @@
 #define POLICY_SAMPLE 16  /* MAIN victims: lowest heat of this many */
 #define POLICY_SEQ_MIN 4  /* chunks in a row make a stream sequential */
 #define POLICY_STREAMS 16 /* streams tracked at once */
+/* tau = nslots * 2^(bal / POLICY_BAL_OCTAVE), bal in [MIN, MAX]; a
+ * regret moves bal by up to POLICY_BAL_STEP, at least _STEP_MIN. */
+#define POLICY_BAL_OCTAVE 256
+#define POLICY_BAL_MIN (-2 * POLICY_BAL_OCTAVE)
+#define POLICY_BAL_MAX (8 * POLICY_BAL_OCTAVE)
+#define POLICY_BAL_STEP 32
+#define POLICY_BAL_STEP_MIN 4
+#define POLICY_REGRET_WINDOW 256 /* decisive victims counted (decayed) */
 
 /* ---- heat arithmetic ---------------------------------------------------- */
 
@@ -93,7 +115,8 @@ void policy_touch(struct policy *p, uint32_t *heat, uint32_t *tick,
 		  uint32_t now, bool sequential);
 
 /* A hit on a cached slot (not by a sequential stream): a probation
- * chunk so marked is promoted when it reaches the head.  Lock-free. */
+ * chunk so marked is promoted when it reaches the head; the slot's last
+ * use (for recency) is now.  Lock-free. */
 void policy_hit(struct policy *p, uint32_t slot);
 
 /* Slot now holds chunk (fetched or newly written).  heat is the
@@ -130,6 +153,8 @@ struct policy_stats {
 	uint64_t victims_probation, victims_main;
 	uint64_t seq_streams; /* streams detected */
 	uint64_t meta_bytes;  /* memory of the policy */
+	uint64_t tau;	      /* MAIN's recency scale, in admissions */
+	uint64_t regrets_freq, regrets_recency; /* ghosts asked for again */
 };
 void policy_get_stats(struct policy *p, struct policy_stats *out);
 uint32_t policy_half_life(const struct policy *p);

@@ -6,7 +6,9 @@
  * probation is promoted; MAIN gives up its coolest chunk; sequential
  * admissions go first of all; pinned chunks are never offered; a chunk
  * that was hot before (ghost) enters MAIN at once.  Streams: detected
- * after POLICY_SEQ_MIN chunks in a row.
+ * after POLICY_SEQ_MIN chunks in a row.  Adaptive recency: MAIN's tau
+ * falls when a workload moves to a new working set, rises again under a
+ * stationary skewed one, and stays within its bounds.
  */
 #include <errno.h>
 #include <math.h>
@@ -180,6 +182,117 @@ static void test_order(void)
 	policy_free(p);
 }
 
+/* A cache of nslots driven as server/device.c drives it: touch, hit or
+ * miss, one victim per miss when full. */
+struct sim {
+	struct policy *p;
+	uint32_t slot_of[NCHUNKS]; /* slot + 1, 0: not cached */
+	uint64_t nslots, used, hits;
+	uint32_t now;
+};
+
+static void sim_init(struct sim *m, uint64_t nslots)
+{
+	memset(m, 0, sizeof(*m));
+	m->p = mk(nslots, 10);
+	m->nslots = nslots;
+	m->now = 10;
+}
+
+static void sim_access(struct sim *m, uint64_t c)
+{
+	uint32_t s;
+	uint64_t v;
+
+	policy_touch(m->p, &heat[c], &tick[c], m->now, false);
+	if (m->slot_of[c]) {
+		m->hits++;
+		policy_hit(m->p, m->slot_of[c] - 1);
+		return;
+	}
+	if (m->used < m->nslots) {
+		s = (uint32_t)m->used++;
+	} else {
+		CHECK(policy_victim(m->p, m->now, &s, &v) == 0);
+		CHECK(m->slot_of[v] == s + 1);
+		m->slot_of[v] = 0;
+		policy_remove(m->p, s);
+	}
+	m->slot_of[c] = s + 1;
+	policy_admit(m->p, s, c, heat[c], false, false);
+}
+
+static uint64_t sim_tau(struct sim *m)
+{
+	struct policy_stats st;
+
+	policy_get_stats(m->p, &st);
+	return st.tau;
+}
+
+/* One phase of a moving workload: a working set of 40 chunks starting
+ * at base, each used 30 times in a loop (a second per round). */
+static void phase(struct sim *m, uint64_t base)
+{
+	for (int r = 0; r < 30; r++, m->now++)
+		for (uint64_t c = base; c < base + 40; c++)
+			sim_access(m, c);
+}
+
+/* A stationary skewed workload: chunk floor(600 u^3), u uniform. */
+static void skewed(struct sim *m, int n)
+{
+	for (int i = 0; i < n; i++) {
+		double u = (double)rand() / RAND_MAX;
+		sim_access(m, (uint64_t)(600 * u * u * u) % NCHUNKS);
+		if (i % 20 == 19)
+			m->now++;
+	}
+}
+
+static void test_adaptive(void)
+{
+	struct sim m;
+	struct policy_stats st;
+	uint64_t tau0, tau;
+
+	/* 64 slots, two working sets of 40 chunks one after the other: the
+	 * first, hot and then idle, must give way to the second.  By heat
+	 * alone MAIN would keep the first; the regrets of evicting the
+	 * second's chunks move tau towards recency. */
+	srand(1);
+	sim_init(&m, 64);
+	tau0 = sim_tau(&m);
+	CHECK(tau0 == 64); /* starts at nslots */
+	for (int k = 0; k < 6; k++)
+		phase(&m, 100 + 100 * (uint64_t)k);
+	tau = sim_tau(&m);
+	policy_get_stats(m.p, &st);
+	CHECK(st.regrets_freq > st.regrets_recency);
+	CHECK(tau < tau0);
+	/* Lower bound: nslots / 4 (bal at POLICY_BAL_MIN), never below. */
+	for (int k = 0; k < 40; k++)
+		phase(&m, 100 + 100 * (uint64_t)(k % 8));
+	CHECK(sim_tau(&m) == 64 / 4);
+	/* With recency, each phase after its first round is all hits. */
+	m.hits = 0;
+	phase(&m, 100);
+	CHECK(m.hits >= 29 * 40);
+
+	/* Then a stationary skewed workload: recency gives up warm chunks
+	 * that come back; tau moves back towards frequency. */
+	skewed(&m, 200000);
+	policy_get_stats(m.p, &st);
+	CHECK(st.regrets_recency > 0);
+	CHECK(sim_tau(&m) > tau0);
+	/* Longer, it keeps leaning to frequency, within the upper bound
+	 * (256 * nslots, bal at POLICY_BAL_MAX). */
+	skewed(&m, 1000000);
+	tau = sim_tau(&m);
+	CHECK(tau > tau0 && tau <= 256 * 64);
+	policy_free(m.p);
+}
+
 static void test_streams(void)
 {
 	struct policy *p = mk(10, 10);
@@ -218,6 +331,7 @@ int main(void)
 {
 	test_decay();
 	test_order();
+	test_adaptive();
 	test_streams();
 	printf("test-policy: ok\n");
 	return 0;

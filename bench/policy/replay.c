@@ -448,10 +448,13 @@ static uint64_t run_tierbd(uint64_t nslots, bool policy_only)
 			" main %" PRIu64 " promotions %" PRIu64
 			" ghost_admits %" PRIu64 " seq_admits %" PRIu64
 			" victims_probation %" PRIu64 " victims_main %" PRIu64
-			" seq_streams %" PRIu64 "\n",
+			" seq_streams %" PRIu64 " tau %" PRIu64
+			" regrets_freq %" PRIu64 " regrets_recency %" PRIu64
+			"\n",
 			opt.name, nslots, st.probation, st.main, st.promotions,
 			st.ghost_admits, st.seq_admits, st.victims_probation,
-			st.victims_main, st.seq_streams);
+			st.victims_main, st.seq_streams, st.tau,
+			st.regrets_freq, st.regrets_recency);
 	}
 	policy_free(t.p);
 	free(t.heat);
