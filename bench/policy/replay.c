@@ -59,7 +59,11 @@
  *
  * Output: one tab-separated line per cache size (hits in each column):
  *   trace pct slots accesses tierbd tierbd_policy lru opt static
- * with --stats, the policy's counters on stderr.
+ *   small_accesses tierbd_small lru_small opt_small
+ * where small_* count only the accesses of requests of at most
+ * SMALL_MAX bytes (on the Zipf traces: the random reads, without the
+ * scans' 128 KiB requests); with --stats, the policy's counters on
+ * stderr.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -73,6 +77,7 @@
 #include "../../server/policy.h"
 
 #define NONE UINT32_MAX
+#define SMALL_MAX 65536 /* bytes: a "small" request (see Output) */
 
 enum ev_kind { EV_ACCESS, EV_DROP };
 
@@ -107,7 +112,8 @@ static uint64_t nchunks;
 /* The event sequence, the same for every policy. */
 static uint32_t *ev_chunk;
 static uint8_t *ev_kind;
-static size_t nev, naccess;
+static uint8_t *ev_small; /* the access is by a request <= SMALL_MAX */
+static size_t nev, naccess, nsmall;
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -248,6 +254,7 @@ static void build_events(void)
 	memset(present, present_at_start, nchunks);
 	ev_chunk = xcalloc(cap, sizeof(*ev_chunk));
 	ev_kind = xcalloc(cap, 1);
+	ev_small = xcalloc(cap, 1);
 	for (size_t i = 0; i < nreqs; i++) {
 		const struct req *r = &reqs[i];
 		bool whole;
@@ -262,12 +269,15 @@ static void build_events(void)
 				ev_chunk = realloc(ev_chunk,
 						   cap * sizeof(*ev_chunk));
 				ev_kind = realloc(ev_kind, cap);
-				if (!ev_chunk || !ev_kind)
+				ev_small = realloc(ev_small, cap);
+				if (!ev_chunk || !ev_kind || !ev_small)
 					die("out of memory");
 			}
 			ev_chunk[nev] = (uint32_t)c;
-			ev_kind[nev++] = (uint8_t)k;
+			ev_kind[nev] = (uint8_t)k;
+			ev_small[nev++] = r->len <= SMALL_MAX;
 			naccess += k == EV_ACCESS;
+			nsmall += k == EV_ACCESS && r->len <= SMALL_MAX;
 		}
 	}
 	free(present);
@@ -352,7 +362,8 @@ static void t_admit(struct tcache *t, uint64_t c, uint32_t now, bool seq)
 	policy_admit(t->p, s, c, t->heat[c].heat, seq, false);
 }
 
-static uint64_t run_tierbd(uint64_t nslots, bool policy_only)
+static uint64_t run_tierbd(uint64_t nslots, bool policy_only,
+			   uint64_t *small_hits)
 {
 	struct tcache t = { .nslots = nslots };
 	uint8_t *present = xcalloc(nchunks, 1);
@@ -420,6 +431,7 @@ static uint64_t run_tierbd(uint64_t nslots, bool policy_only)
 				     seq);
 			if (t.slot_of[c] != NONE) {
 				hits++;
+				*small_hits += ev_small[events - 1];
 				if (!seq)
 					policy_hit(t.p, t.slot_of[c]);
 				continue;
@@ -466,7 +478,7 @@ static uint64_t run_tierbd(uint64_t nslots, bool policy_only)
 
 /* ---- LRU ------------------------------------------------------------- */
 
-static uint64_t run_lru(uint64_t nslots)
+static uint64_t run_lru(uint64_t nslots, uint64_t *small_hits)
 {
 	uint32_t *prev = xcalloc(nchunks, sizeof(*prev));
 	uint32_t *next = xcalloc(nchunks, sizeof(*next));
@@ -509,6 +521,7 @@ static uint64_t run_lru(uint64_t nslots)
 		}
 		if (in[c]) {
 			hits++;
+			*small_hits += ev_small[i];
 			UNLINK(c);
 		} else {
 			if (used == nslots) {
@@ -559,7 +572,7 @@ struct hent {
 	uint32_t chunk;
 };
 
-static uint64_t run_opt(uint64_t nslots)
+static uint64_t run_opt(uint64_t nslots, uint64_t *small_hits)
 {
 	/* Max-heap of (next use, chunk) with lazy deletion: an entry is
 	 * current if its chunk is cached with that key. */
@@ -581,6 +594,7 @@ static uint64_t run_opt(uint64_t nslots)
 		}
 		if (in[c]) {
 			hits++;
+			*small_hits += ev_small[i];
 		} else {
 			while (used == nslots) {
 				struct hent top = h[0];
@@ -808,17 +822,22 @@ int main(int argc, char **argv)
 	build_next_use();
 	build_static();
 	printf("# trace\tpct\tslots\taccesses\ttierbd\ttierbd_policy\tlru\topt"
-	       "\tstatic\n");
+	       "\tstatic\tsmall_accesses\ttierbd_small\tlru_small\topt_"
+	       "small\n");
 	for (unsigned i = 0; i < opt.npcts; i++) {
 		uint64_t nslots = (uint64_t)(nchunks * opt.pcts[i] / 100 + 0.5);
+		uint64_t ts = 0, tps = 0, ls = 0, os = 0;
 		if (nslots < 1)
 			nslots = 1;
-		uint64_t t = run_tierbd(nslots, false);
-		uint64_t tp = run_tierbd(nslots, true);
+		uint64_t t = run_tierbd(nslots, false, &ts);
+		uint64_t tp = run_tierbd(nslots, true, &tps);
+		uint64_t l = run_lru(nslots, &ls);
+		uint64_t o = run_opt(nslots, &os);
 		printf("%s\t%g\t%" PRIu64 "\t%zu\t%" PRIu64 "\t%" PRIu64
-		       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
-		       opt.name, opt.pcts[i], nslots, naccess, t, tp,
-		       run_lru(nslots), run_opt(nslots), run_static(nslots));
+		       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%zu\t%" PRIu64
+		       "\t%" PRIu64 "\t%" PRIu64 "\n",
+		       opt.name, opt.pcts[i], nslots, naccess, t, tp, l, o,
+		       run_static(nslots), nsmall, ts, ls, os);
 		fflush(stdout);
 	}
 	return 0;
