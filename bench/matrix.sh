@@ -9,6 +9,9 @@
 #          nbdkit's file plugin (a file on the same disk: the local limit
 #          of the NBD path) and its memory plugin; one server each for
 #          the whole section, fio's nbd engine, time-based runs.
+#          HOT_NOWB=1 (default) adds tierbd-nowb: tierbd with write-back
+#          held off (writeback-delay=1h, max-dirty=the cache), to show
+#          what the hot path itself costs without the uploads.
 #   cold   every chunk only in the store (Ceph RGW from tests/ceph-s3.sh):
 #          a fresh server on an empty cache for every measurement.
 #          tierbd reopens the device from the store's newest commit
@@ -61,9 +64,9 @@
 # Usage: bench/matrix.sh [BUILD_DIR]   (default: build/ of this checkout)
 # Environment: WHICH="hot cold zipf" RUNS=3 QUICK=0 (QUICK=1: small
 #   sizes, 1 round, short runs: a smoke test of a few minutes)
-#   HOT_SIZE_MIB=1024 HOT_RUNTIME=5 COLD_SIZE_MIB=1024 COLD_RUNTIME=8
+#   HOT_SIZE_MIB=1024 HOT_RUNTIME=4 HOT_NOWB=1 COLD_SIZE_MIB=1024 COLD_RUNTIME=8
 #   COLD_WRITE_MIB=256 CURL_P=32 ZIPF_CACHE_MIB=128 ZIPF_THETA=1.1
-#   ZIPF_QD=4 ZIPF_WARM=20 ZIPF_RUNTIME=30 ZIPF_64K=1
+#   ZIPF_QD=4 ZIPF_WARM=15 ZIPF_RUNTIME=20 ZIPF_64K=1
 #   BENCH_DIR=/var/tmp/tierbd-matrix OUT_DIR=$BENCH_DIR/out
 #   S3_PORT=7590 MON_PORT=3390; CEPH_S3_REUSE=1 with CEPH_S3_DIR (and
 #   the same S3_PORT) uses an RGW already started there and leaves it
@@ -77,7 +80,7 @@ quick=${QUICK:-0}
 if [ "$quick" = 1 ]; then
 	d_runs=1 d_hot=256 d_hrt=2 d_cold=256 d_crt=3 d_cw=64 d_zc=32 d_zw=5 d_zrt=8
 else
-	d_runs=3 d_hot=1024 d_hrt=5 d_cold=1024 d_crt=8 d_cw=256 d_zc=128 d_zw=20 d_zrt=30
+	d_runs=3 d_hot=1024 d_hrt=4 d_cold=1024 d_crt=8 d_cw=256 d_zc=128 d_zw=15 d_zrt=20
 fi
 which=${WHICH:-"hot cold zipf"}
 runs=${RUNS:-$d_runs}
@@ -93,6 +96,7 @@ zipf_qd=${ZIPF_QD:-4}
 zipf_warm=${ZIPF_WARM:-$d_zw}
 zipf_rt=${ZIPF_RUNTIME:-$d_zrt}
 zipf_64k=${ZIPF_64K:-1}
+hot_nowb=${HOT_NOWB:-1}
 workloads=${WORKLOADS:-"seqread:1M:8 seqwrite:1M:8 randread:4k:1 randread:4k:32 randwrite:4k:1 randwrite:4k:32"}
 dir=${BENCH_DIR:-/var/tmp/tierbd-matrix}
 out=${OUT_DIR:-$dir/out}
@@ -160,6 +164,7 @@ mkdir -p "$run" "$mnt" "$out"
 
 dirty=$(git -C "$src" status --porcelain -- plugin server proto backends common 2>/dev/null | wc -l)
 rev="$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?') + $dirty uncommitted engine paths"
+rev=${TIERBD_REV:-$rev} # what BUILD_DIR was built from, when the caller knows
 
 # ---- measuring helpers -------------------------------------------------------
 hwm() { awk '/^VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -276,19 +281,31 @@ hot_section() {
 	hpid[nbdkit-memory]=$!
 	pids+=($!)
 	declare -A hsock=([tierbd]=$h/tierbd.sock [nbdkit-file]=$h/file.sock
-		[nbdkit-memory]=$h/memory.sock)
-	for c in tierbd nbdkit-file nbdkit-memory; do
+		[nbdkit-memory]=$h/memory.sock [tierbd-nowb]=$h/nowb.sock)
+	local hc=(tierbd nbdkit-file nbdkit-memory)
+	if [ "$hot_nowb" = 1 ]; then
+		# the same, write-back held off: what the hot path costs without
+		# the uploads of dirty chunks (or max-dirty's brake)
+		nbdkit -f -U "$h/nowb.sock" "$plugin" size="${hot_mib}M" cache="$h/cache-nowb" \
+			cache-size="$((hot_mib * 5 / 4))M" store="dir:$h/store-nowb" \
+			writeback-delay=3600000 max-dirty="$((hot_mib * 5 / 4))M" 2>"$h/nowb.log" &
+		hpid[tierbd-nowb]=$!
+		pids+=($!)
+		hc+=(tierbd-nowb)
+	fi
+	for c in "${hc[@]}"; do
 		wait_sock "${hsock[$c]}" "${hpid[$c]}" || die "hot: $c did not start"
 		fio_run "$h/fill.json" --ioengine=nbd --uri="nbd+unix:///?socket=${hsock[$c]}" \
 			--rw=write --bs=1M --iodepth=8 --size="${hot_mib}M" --refill_buffers
 	done
 	# tierbd: every chunk written and uploaded: hot and clean
 	"$tierbd" -C "$h/cache" drain >/dev/null
+	[ "$hot_nowb" = 1 ] && "$tierbd" -C "$h/cache-nowb" drain >/dev/null
 	for r in $(seq "$runs"); do
 		for wl in $workloads; do
 			IFS=: read -r w bs qd <<<"$wl"
 			args=$(wl_args "$w" "$bs" "$qd" "$hot_mib" "$hot_rt" hot)
-			for c in $(rotate "$r" tierbd nbdkit-file nbdkit-memory); do
+			for c in $(rotate "$r" "${hc[@]}"); do
 				# shellcheck disable=SC2086 # args are words
 				fio_run "$h/j.json" --ioengine=nbd \
 					--uri="nbd+unix:///?socket=${hsock[$c]}" $args
@@ -300,7 +317,7 @@ hot_section() {
 			done
 		done
 	done
-	for c in tierbd nbdkit-file nbdkit-memory; do stop "${hpid[$c]}"; done
+	for c in "${hc[@]}"; do stop "${hpid[$c]}"; done
 	rm -rf "$h"
 }
 
@@ -605,7 +622,7 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo))," \
 		"$(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -r);" \
 		"load average $load0 at the start, $load1 at the end"
-	echo "- env: QUICK=$quick HOT_SIZE_MIB=$hot_mib HOT_RUNTIME=$hot_rt COLD_SIZE_MIB=$cold_mib" \
+	echo "- env: QUICK=$quick HOT_SIZE_MIB=$hot_mib HOT_RUNTIME=$hot_rt HOT_NOWB=$hot_nowb COLD_SIZE_MIB=$cold_mib" \
 		"COLD_RUNTIME=$cold_rt COLD_WRITE_MIB=$cold_write_mib CURL_P=$curl_p" \
 		"ZIPF_CACHE_MIB=$zipf_cache ZIPF_THETA=$zipf_theta ZIPF_QD=$zipf_qd ZIPF_WARM=$zipf_warm" \
 		"ZIPF_RUNTIME=$zipf_rt ZIPF_64K=$zipf_64k"
@@ -642,7 +659,7 @@ def unit(wl):
     return "MiB/s" if wl.startswith("seq") else "IOPS"
 def lat(x):
     return "-" if x is None else ("%.0f" % x if x >= 10 else "%.1f" % x)
-conts = {"hot": ["tierbd", "nbdkit-file", "nbdkit-memory"],
+conts = {"hot": ["tierbd", "nbdkit-file", "nbdkit-memory", "tierbd-nowb"],
          "cold": ["tierbd", "s3backer", "nbdkit-S3", "curl"],
          "zipf": ["tierbd", "tierbd-64K", "s3backer", "nbdkit-S3"]}
 base = {"hot": "nbdkit-file", "cold": "s3backer", "zipf": "s3backer"}

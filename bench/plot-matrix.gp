@@ -18,13 +18,14 @@ set key top left
 set xtics rotate by -20 noenhanced
 set yrange [0:*]
 
-# hot: workload tierbd(med min max) nbdkit-memory(med min max), vs nbdkit file
+# hot: workload tierbd(med min max) nbdkit-memory(...) tierbd-nowb(...), vs nbdkit file
 set output png . "/bench-hot.png"
 set title "Fully hot: throughput against nbdkit's file plugin (1 = equal; dashed: goal 0.95)"
 set ylabel "ratio to nbdkit file, same round"
 set arrow 1 from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 2 lw 2 lc rgb "red"
 plot dat . "/hot.dat" using 2:3:4:xtic(1) title "tierbd" lc rgb "#1f77b4", \
-     '' using 5:6:7 title "nbdkit memory" lc rgb "#999999"
+     '' using 5:6:7 title "nbdkit memory" lc rgb "#999999", \
+     '' using 8:9:10 title "tierbd, write-back held off" lc rgb "#aec7e8"
 unset arrow 1
 
 # cold: workload tierbd nbdkit-S3 curl, vs s3backer (log scale)
