@@ -76,10 +76,10 @@ else
 	s3cold_env=(RUNS=1 QDS="1 16" CURL_P="32 64" NBDKIT_S3_RUNS=0)
 	hotfio_env=(SIZE=1G RUNS=2 RUNTIME=4)
 	probe_env=(SIZE=1G RUNS=3 RUNTIME=4)
-	restart_env=(RUNS=1 DRAIN_SIZE_MIB=1024 DRAIN_WRITE_MIB=384 DRAIN_READ_MAX=30
-		DRAIN_CONFIGS="default;push-threads=2" WARM_SIZE_MIB=512 WARM_S1=40
-		WARM_S2=30 WARM_CONFIGS="prefetch=warm;prefetch=none"
-		MOUNT_SIZE_MIB=2048 MOUNT_FILES=2000 MOUNT_DIRS=20)
+	restart_env=(RUNS=1 DRAIN_SIZE_MIB=768 DRAIN_WRITE_MIB=256 DRAIN_READ_MAX=30
+		DRAIN_CONFIGS="default;push-threads=2" WARM_SIZE_MIB=512 WARM_S1=30
+		WARM_S2=20 WARM_CONFIGS="prefetch=warm;prefetch=none"
+		MOUNT_SIZE_MIB=1024 MOUNT_FILES=1000 MOUNT_DIRS=10)
 	policy_env=()
 fi
 # NAME_ENV: more words, shell-quoted (eval'd: this is your own command line)
