@@ -9,6 +9,10 @@
 #          nbdkit's file plugin (a file on the same disk: the local limit
 #          of the NBD path) and its memory plugin; one server each for
 #          the whole section, fio's nbd engine, time-based runs.
+#          Before the rounds every contender's device is written whole,
+#          drained (tierbd) and read once (tierbd's slots are written with
+#          O_DIRECT and reach the page cache only when read; the file
+#          plugin's file is there from its writes).
 #          HOT_NOWB=1 (default) adds tierbd-nowb: tierbd with write-back
 #          held off (writeback-delay=1h, max-dirty=the cache), to show
 #          what the hot path itself costs without the uploads.
@@ -301,6 +305,13 @@ hot_section() {
 	# tierbd: every chunk written and uploaded: hot and clean
 	"$tierbd" -C "$h/cache" drain >/dev/null
 	[ "$hot_nowb" = 1 ] && "$tierbd" -C "$h/cache-nowb" drain >/dev/null
+	# and read once through every contender: tierbd writes its slots with
+	# O_DIRECT, so until read they are on disk only, while the file
+	# plugin's writes left its file in the page cache
+	for c in "${hc[@]}"; do
+		fio_run "$h/warm.json" --ioengine=nbd --uri="nbd+unix:///?socket=${hsock[$c]}" \
+			--rw=read --bs=1M --iodepth=8 --size="${hot_mib}M"
+	done
 	for r in $(seq "$runs"); do
 		for wl in $workloads; do
 			IFS=: read -r w bs qd <<<"$wl"
