@@ -29,7 +29,7 @@
 struct cache {
 	struct logger log;
 	int fd;	 /* writes: O_DIRECT where the filesystem allows */
-	int rfd; /* reads and fills: through the page cache */
+	int rfd; /* reads: through the page cache */
 	uint32_t chunk_size;
 	uint64_t nslots;
 	uint32_t align; /* DIO_ALIGN with O_DIRECT, else 1 */
@@ -128,7 +128,7 @@ struct cache *cache_open(const struct cache_conf *conf)
 	}
 	if (!c->align)
 		c->align = 1;
-	c->rfd = open(conf->path, O_RDWR | O_CLOEXEC);
+	c->rfd = open(conf->path, O_RDONLY | O_CLOEXEC);
 	if (c->rfd < 0) {
 		err = errno;
 		tlog(&c->log, LOG_ERROR, "open %s: %s", conf->path,
@@ -222,17 +222,6 @@ int cache_read(struct cache *c, uint32_t slot, void *buf, uint32_t len,
 	/* Buffered: no alignment needed, and hot data stays in RAM.  The
 	 * kernel drops cached pages that an O_DIRECT write replaces. */
 	return io(c, false, buf, len, slot_base(c, slot) + off);
-}
-
-int cache_fill(struct cache *c, uint32_t slot, const void *buf)
-{
-	struct uring_req q = { .fd = c->rfd,
-			       .write = true,
-			       .buf = (void *)buf,
-			       .len = c->chunk_size,
-			       .off = slot_base(c, slot) };
-
-	return uring_rw(&c->log, &q, 1);
 }
 
 int cache_read_slot_direct(struct cache *c, uint32_t slot, void *buf)

@@ -52,13 +52,6 @@ int cache_read(struct cache *c, uint32_t slot, void *buf, uint32_t len,
 	       uint32_t off);
 int cache_write(struct cache *c, uint32_t slot, const void *buf, uint32_t len,
 		uint32_t off);
-/* A whole slot from buf, through the page cache: for a chunk fetched
- * from the store, which a reader (the one waiting for it, or the
- * sequential stream it was read ahead for) reads next.  Written with
- * O_DIRECT, that read would go to the disk (bench/s3-cold.sh: 17% of a
- * cold read's CPU).  Not durable until cache_sync: after an unclean
- * stop clean copies are verified against their hash before use. */
-int cache_fill(struct cache *c, uint32_t slot, const void *buf);
 /* A whole slot into buf (aligned to 4096) bypassing the page cache: an
  * upload reads a chunk once, and keeping a copy in RAM only costs a
  * copy and evicts pages clients use (bench/s3-cold.sh: 47% of the CPU

@@ -230,16 +230,25 @@ static void busy_end(struct device *d, uint64_t idx)
 /* A fetch receives the object into a buffer taken here and given back
  * after: 1 MiB mallocs per fetch cost page faults and zeroing (4% of a
  * cold read's CPU in bench/s3-cold.sh), and a raw payload is used where
- * it arrived (chunk_obj_view).  At most fbuf_max idle buffers are kept,
- * and no more than 64 MiB of them. */
+ * it arrived (chunk_obj_view).  The object goes at FBUF_OBJ, so that
+ * the payload after its header starts on a page, as O_DIRECT wants;
+ * the scratch space for a compressed payload follows the object's room
+ * (fbuf_obj).  At most fbuf_max idle buffers are kept, and no more than
+ * 64 MiB of them. */
 #define FBUF_IDLE_BYTES (64u << 20)
+#define FBUF_OBJ (4096 - CHUNK_OBJ_HEADER_SIZE)
+
+static size_t fbuf_size(const struct device *d)
+{
+	return 4096 + d->fbuf_obj + d->chunk_size;
+}
 
 void dev_fbuf_init(struct device *d)
 {
 	size_t each;
 
 	d->fbuf_obj = ROUND_UP(chunk_obj_bound(d->chunk_size), (size_t)4096);
-	each = d->fbuf_obj + d->chunk_size;
+	each = fbuf_size(d);
 	d->fbuf_max = MAX(1u, (unsigned)MIN((size_t)d->pull_threads + 4,
 					    FBUF_IDLE_BYTES / each));
 }
@@ -255,7 +264,7 @@ static void *fbuf_get(struct device *d)
 		d->fbuf_idle--;
 	}
 	pthread_mutex_unlock(&d->fbuf_lock);
-	if (!b && posix_memalign(&b, 4096, d->fbuf_obj + d->chunk_size) != 0)
+	if (!b && posix_memalign(&b, 4096, fbuf_size(d)) != 0)
 		b = NULL;
 	return b;
 }
@@ -316,7 +325,8 @@ static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
 	if (r == 0) {
 		uint64_t t0 = lat_now_ns(); /* store latency (lathist.h) */
 
-		r = store_get_into(d->store, key, buf, d->fbuf_obj, &objlen);
+		r = store_get_into(d->store, key, buf + FBUF_OBJ, d->fbuf_obj,
+				   &objlen);
 		lat_record(d->st.store_get_lat, &d->st.store_get_ns, t0);
 	}
 	if (r == -EFBIG) {
@@ -337,8 +347,9 @@ static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
 	}
 	STAT_INC(d, fetches);
 	STAT_ADD(d, fetch_bytes, objlen);
-	r = chunk_obj_view(buf, objlen, &want, buf + d->fbuf_obj, d->chunk_size,
-			   &data, &got);
+	r = chunk_obj_view(buf + FBUF_OBJ, objlen, &want,
+			   buf + 4096 + d->fbuf_obj, d->chunk_size, &data,
+			   &got);
 	if (r == 0 && got.data_hash != hash)
 		r = -ESTALE;
 	if (r < 0) {
@@ -352,7 +363,7 @@ static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
 	}
 	r = slot_alloc(d, idx, &slot);
 	if (r == 0)
-		r = cache_fill(d->cache, slot, data);
+		r = cache_write(d->cache, slot, data, d->chunk_size, 0);
 	if (r < 0)
 		tlog(&d->log, LOG_ERROR, "chunk %" PRIu64 ": cache write: %s",
 		     idx, strerror(-r));
