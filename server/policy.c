@@ -5,7 +5,7 @@
  *   seg[s]    FREE / PROBATION / MAIN / PINNED
  *   owner[s]  the chunk in the slot
  *   hit[s]    hit while in probation (set without the lock)
- *   stamp[s]  admission clock at the last use (set without the lock)
+ *   stamp[s]  request clock at the last use (set without the lock)
  *   why[s]    offered as a victim, and by which rule (lock held)
  *   fifo      ring of probation slots, oldest first; each entry carries
  *             the slot's admission number so that an entry left behind
@@ -104,15 +104,17 @@ struct policy {
 	struct fifo_ent *fifo;
 	uint64_t fcap, fhead, flen;
 
-	struct stream streams[POLICY_STREAMS]; /* atomics, no lock */
-	uint64_t stream_clock;
+	/* Written on every request: a line of their own, away from what
+	 * the lock guards. */
+	alignas(64) struct stream streams[POLICY_STREAMS]; /* atomics */
+	uint64_t clock;	      /* requests seen (policy_note_io; atomic) */
 	unsigned chunk_shift; /* of the last policy_note_io (atomic) */
-	uint64_t rng;
+	alignas(64) uint64_t rng;
 
 	/* Recency in MAIN (see policy.h): a slot's score is its heat
-	 * halved every tau admissions since its last use; tau =
+	 * halved every tau requests since its last use; tau =
 	 * nslots * 2^(bal / POLICY_BAL_OCTAVE), moved by regrets. */
-	uint32_t *stamp;
+	uint64_t *stamp; /* clock at the slot's last use (atomic) */
 	uint8_t *why;
 	uint8_t last_why; /* of the last main_victim */
 	uint32_t tau;
@@ -122,9 +124,6 @@ struct policy {
 	uint64_t gmask;
 
 	struct policy_stats st;
-
-	/* Read on every hit, written on every admission: its own line. */
-	alignas(64) uint32_t clock;
 };
 
 static uint64_t mix64(uint64_t z)
@@ -234,8 +233,7 @@ bool policy_note_io(struct policy *p, uint64_t off, uint64_t len,
 	/* Lock-free: this runs on every request.  A stream continues only
 	 * for the thread whose compare-and-swap moves its end; races make
 	 * the detection approximate, never wrong about data. */
-	uint64_t clock =
-		__atomic_add_fetch(&p->stream_clock, 1, __ATOMIC_RELAXED);
+	uint64_t clock = __atomic_add_fetch(&p->clock, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->chunk_shift, chunk_shift, __ATOMIC_RELAXED);
 	struct stream *lru = &p->streams[0];
 	uint64_t lru_used = UINT64_MAX;
@@ -288,10 +286,9 @@ void policy_touch(struct policy *p, uint32_t *heat, uint32_t *tick,
 
 void policy_hit(struct policy *p, uint32_t slot)
 {
-	uint32_t now = __atomic_load_n(&p->clock, __ATOMIC_RELAXED);
+	uint64_t now = __atomic_load_n(&p->clock, __ATOMIC_RELAXED);
 
-	/* Loads first: a hot slot's lines are written once per miss, not
-	 * on every hit. */
+	/* Loads first: no store when nothing changes. */
 	if (!__atomic_load_n(&p->hit[slot], __ATOMIC_RELAXED))
 		__atomic_store_n(&p->hit[slot], 1, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&p->stamp[slot], __ATOMIC_RELAXED) != now)
@@ -464,8 +461,9 @@ void policy_admit(struct policy *p, uint32_t slot, uint64_t chunk,
 	p->adm[slot]++;
 	p->why[slot] = 0;
 	__atomic_store_n(&p->hit[slot], 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->clock, p->clock + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->stamp[slot], p->clock, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->stamp[slot],
+			 __atomic_load_n(&p->clock, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
 	if (!sequential && !pinned)
 		regret_check(p, chunk);
 	if (pinned) {
@@ -609,8 +607,24 @@ static int probation_victim(struct policy *p, uint32_t *slot)
 	return r;
 }
 
-/* Score of a cached slot: its heat, halved every tau admissions since
- * its last use.  Large tau: the heat (frequency); small: the last use
+/* Requests since slot's last use (0 if a hit raced ahead of clock). */
+static uint64_t slot_age(struct policy *p, uint32_t slot)
+{
+	uint64_t d = __atomic_load_n(&p->clock, __ATOMIC_RELAXED) -
+		     __atomic_load_n(&p->stamp[slot], __ATOMIC_RELAXED);
+
+	return (int64_t)d < 0 ? 0 : d;
+}
+
+/* heat halved every tau requests of age (heat_at's ages are int32). */
+static uint32_t age_score(uint32_t heat, uint64_t age, uint32_t tau)
+{
+	return heat_at(heat, 0, age > INT32_MAX ? INT32_MAX : (uint32_t)age,
+		       tau);
+}
+
+/* Score of a cached slot: its heat, halved every tau requests since its
+ * last use.  Large tau: the heat (frequency); small: the last use
  * (recency).  Lock held. */
 static uint32_t slot_score(struct policy *p, uint32_t slot, uint32_t now)
 {
@@ -618,8 +632,7 @@ static uint32_t slot_score(struct policy *p, uint32_t slot, uint32_t now)
 
 	p->heat_of(p->opaque, p->owner[slot], &heat, &tick);
 	heat = heat_at(heat, tick, now, p->half_life);
-	return heat_at(heat, __atomic_load_n(&p->stamp[slot], __ATOMIC_RELAXED),
-		       p->clock, p->tau);
+	return age_score(heat, slot_age(p, slot), p->tau);
 }
 
 /* The lowest score of a random sample of MAIN slots; last_why says if
@@ -627,24 +640,24 @@ static uint32_t slot_score(struct policy *p, uint32_t slot, uint32_t now)
  * picked it.  Lock held. */
 static int main_victim(struct policy *p, uint32_t now, uint32_t *slot)
 {
-	uint32_t best = 0, best_heat = 0, best_age = 0;
-	uint32_t min_heat = UINT32_MAX, max_age = 0;
+	uint32_t best = 0, best_heat = 0, min_heat = UINT32_MAX;
+	uint64_t best_age = 0, max_age = 0;
 	bool found = false;
 	unsigned tries = POLICY_SAMPLE * 4;
 
 	p->last_why = 0;
 	for (unsigned got = 0; got < POLICY_SAMPLE && tries--;) {
 		uint32_t s = (uint32_t)(rnd(p) % p->nslots);
-		uint32_t heat, tick, h, stamp, age, score;
+		uint32_t heat, tick, h, score;
+		uint64_t age;
 
 		if (p->seg[s] != SEG_MAIN || p->parked[s])
 			continue;
 		got++;
 		p->heat_of(p->opaque, p->owner[s], &heat, &tick);
 		h = heat_at(heat, tick, now, p->half_life);
-		stamp = __atomic_load_n(&p->stamp[s], __ATOMIC_RELAXED);
-		age = p->clock - stamp;
-		score = heat_at(h, stamp, p->clock, p->tau);
+		age = slot_age(p, s);
+		score = age_score(h, age, p->tau);
 		min_heat = h < min_heat ? h : min_heat;
 		max_age = age > max_age ? age : max_age;
 		if (!found || score < best ||

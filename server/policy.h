@@ -25,8 +25,8 @@
  * A chunk whose remembered heat is already high (it was hot, evicted,
  * and asked for again: S3-FIFO's ghost hit) is admitted to MAIN at once.
  *
- * Score (LRFU-like): a slot's current heat, halved every tau admissions
- * (misses) since its last use.  A large tau ranks MAIN by heat
+ * Score (LRFU-like): a slot's current heat, halved every tau requests
+ * (policy_note_io calls) since its last use.  A large tau ranks MAIN by heat
  * (frequency: stationary workloads, Zipf); a small one by last use
  * (recency: workloads that move from one working set to the next, as a
  * filesystem's untar, read-back and grep do).  tau adapts, like ARC's
@@ -37,7 +37,7 @@
  * if it is asked for again soon, the rule that picked it was wrong, and
  * tau moves towards the other, by a step scaled so that tau settles
  * where both rules' victims come back at the same rate.  Its range is
- * nslots/4 .. 256 * nslots admissions; it starts at nslots.
+ * nslots/4 .. 4096 * nslots requests; it starts at nslots.
  *
  * Sequential streams: a small table of recent streams; a read that
  * continues one is sequential once the stream is POLICY_SEQ_MIN chunks
@@ -63,7 +63,7 @@
  * regret moves bal by up to POLICY_BAL_STEP, at least _STEP_MIN. */
 #define POLICY_BAL_OCTAVE 256
 #define POLICY_BAL_MIN (-2 * POLICY_BAL_OCTAVE)
-#define POLICY_BAL_MAX (8 * POLICY_BAL_OCTAVE)
+#define POLICY_BAL_MAX (12 * POLICY_BAL_OCTAVE)
 #define POLICY_BAL_STEP 32
 #define POLICY_BAL_STEP_MIN 4
 #define POLICY_REGRET_WINDOW 256 /* decisive victims counted (decayed) */
@@ -153,7 +153,7 @@ struct policy_stats {
 	uint64_t victims_probation, victims_main;
 	uint64_t seq_streams; /* streams detected */
 	uint64_t meta_bytes;  /* memory of the policy */
-	uint64_t tau;	      /* MAIN's recency scale, in admissions */
+	uint64_t tau;	      /* MAIN's recency scale, in requests */
 	uint64_t regrets_freq, regrets_recency; /* ghosts asked for again */
 };
 void policy_get_stats(struct policy *p, struct policy_stats *out);

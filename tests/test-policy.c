@@ -204,6 +204,9 @@ static void sim_access(struct sim *m, uint64_t c)
 	uint32_t s;
 	uint64_t v;
 
+	/* A 4 KiB read at the start of chunk c (1 MiB chunks): recency
+	 * counts requests. */
+	CHECK(!policy_note_io(m->p, c << 20, 4096, 20));
 	policy_touch(m->p, &heat[c], &tick[c], m->now, false);
 	if (m->slot_of[c]) {
 		m->hits++;
@@ -256,27 +259,27 @@ static void test_adaptive(void)
 	struct policy_stats st;
 	uint64_t tau0, tau;
 
-	/* 64 slots, two working sets of 40 chunks one after the other: the
-	 * first, hot and then idle, must give way to the second.  By heat
-	 * alone MAIN would keep the first; the regrets of evicting the
-	 * second's chunks move tau towards recency. */
+	/* 64 slots, working sets of 40 chunks one after the other: each,
+	 * hot and then idle, must give way to the next.  By heat alone MAIN
+	 * would keep the older ones; the regrets of evicting the current
+	 * one's chunks move tau towards recency. */
 	srand(1);
 	sim_init(&m, 64);
 	tau0 = sim_tau(&m);
 	CHECK(tau0 == 64); /* starts at nslots */
-	for (int k = 0; k < 6; k++)
-		phase(&m, 100 + 100 * (uint64_t)k);
+	for (uint64_t k = 0; k < 6; k++)
+		phase(&m, 40 * k);
 	tau = sim_tau(&m);
 	policy_get_stats(m.p, &st);
 	CHECK(st.regrets_freq > st.regrets_recency);
 	CHECK(tau < tau0);
 	/* Lower bound: nslots / 4 (bal at POLICY_BAL_MIN), never below. */
-	for (int k = 0; k < 40; k++)
-		phase(&m, 100 + 100 * (uint64_t)(k % 8));
+	for (uint64_t k = 6; k < NCHUNKS / 40; k++)
+		phase(&m, 40 * k);
 	CHECK(sim_tau(&m) == 64 / 4);
 	/* With recency, each phase after its first round is all hits. */
 	m.hits = 0;
-	phase(&m, 100);
+	phase(&m, 0);
 	CHECK(m.hits >= 29 * 40);
 
 	/* Then a stationary skewed workload: recency gives up warm chunks
@@ -286,10 +289,10 @@ static void test_adaptive(void)
 	CHECK(st.regrets_recency > 0);
 	CHECK(sim_tau(&m) > tau0);
 	/* Longer, it keeps leaning to frequency, within the upper bound
-	 * (256 * nslots, bal at POLICY_BAL_MAX). */
+	 * (4096 * nslots, bal at POLICY_BAL_MAX). */
 	skewed(&m, 1000000);
 	tau = sim_tau(&m);
-	CHECK(tau > tau0 && tau <= 256 * 64);
+	CHECK(tau > tau0 && tau <= 4096 * 64);
 	policy_free(m.p);
 }
 
