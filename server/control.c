@@ -230,6 +230,7 @@ void control_put_stats(struct ctl_out *o, const struct control_conf *conf,
 	ctl_out_obj(o, "pacing");
 	ctl_out_u64(o, "paced", st->bg_paced);
 	ctl_out_u64(o, "paced_ms", st->bg_paced_ms);
+	ctl_out_u64(o, "yields", st->bg_yields);
 	ctl_out_end(o);
 
 	if (full) {

@@ -386,6 +386,20 @@ out:
 	return r;
 }
 
+/* fetch() for a client that waits for it (see dev_demand_on). */
+static int demand_fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
+			uint32_t off, bool seq)
+{
+	int r;
+
+	STAT_INC(d, misses);
+	__atomic_fetch_add(&d->demand_inflight, 1, __ATOMIC_RELAXED);
+	r = fetch(d, idx, out, len, off, seq);
+	__atomic_store_n(&d->demand_last_ms, now_ms(), __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&d->demand_inflight, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
 /* Check a clean copy after an unclean stop; on mismatch drop it so the
  * next access refetches.  Stripe held on entry and on return. */
 static int verify(struct device *d, uint64_t idx)
@@ -484,8 +498,7 @@ static int chunk_read(struct device *d, uint64_t idx, char *buf, uint32_t len,
 			return 0;
 		}
 		if (e->state == CHUNK_COLD) {
-			STAT_INC(d, misses);
-			r = fetch(d, idx, buf, len, off, seq);
+			r = demand_fetch(d, idx, buf, len, off, seq);
 			pthread_mutex_unlock(&s->lock);
 			return r;
 		}
@@ -627,8 +640,7 @@ static int chunk_write(struct device *d, uint64_t idx, const char *buf,
 			return r;
 		}
 		if (e->state == CHUNK_COLD) {
-			STAT_INC(d, misses);
-			r = fetch(d, idx, NULL, 0, 0, seq);
+			r = demand_fetch(d, idx, NULL, 0, 0, seq);
 			if (r < 0) {
 				pthread_mutex_unlock(&s->lock);
 				return r;

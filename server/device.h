@@ -154,6 +154,7 @@ struct device_stats {
 	uint64_t wb_queue, pull_queue, pending_dels; /* queue depths now */
 	uint64_t dirty_bytes;			     /* HOT_DIRTY chunks */
 	uint64_t bg_paced, bg_paced_ms; /* background work slowed (probe) */
+	uint64_t bg_yields; /* background transfers held for a demand fetch */
 };
 
 void device_get_stats(struct device *dev, struct device_stats *out);

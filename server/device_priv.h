@@ -132,7 +132,11 @@ struct device {
 	unsigned nworkers;
 	unsigned push_threads, delay_ms;
 	uint64_t max_dirty;
-	uint64_t ndirty; /* atomic: chunks in HOT_DIRTY */
+	uint64_t ndirty;	  /* atomic: chunks in HOT_DIRTY */
+	unsigned pushes_active;	  /* uploads in flight (wb_lock) */
+	unsigned push_yield_to;	  /* uploads in flight while demand is on */
+	uint64_t demand_inflight; /* atomic: demand fetches in flight */
+	uint64_t demand_last_ms;  /* atomic: when the last one ended */
 
 	/* commits (commit.c) */
 	pthread_mutex_t commit_lock; /* the commit_* fields below */
@@ -172,6 +176,20 @@ static inline uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A client waited for a fetch now or within DEMAND_QUIET_MS: uploads
+ * that nobody waits for hold back to push_yield_to in flight
+ * (writeback.c), so the store serves the demand fetch first: a GET
+ * behind 16 PUTs on a busy store waits for them all.  Pulls do not
+ * yield: what they fetch is what clients are about to read. */
+#define DEMAND_QUIET_MS 100
+static inline bool dev_demand_on(struct device *d)
+{
+	return __atomic_load_n(&d->demand_inflight, __ATOMIC_RELAXED) ||
+	       now_ms() - __atomic_load_n(&d->demand_last_ms,
+					  __ATOMIC_RELAXED) <
+		       DEMAND_QUIET_MS;
 }
 
 static inline struct stripe *stripe_of(struct device *d, uint64_t idx)

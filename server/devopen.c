@@ -697,6 +697,7 @@ struct device *device_open(const struct device_conf *conf)
 	d->push_threads = conf->push_threads ? conf->push_threads
 			  : remote	     ? 16
 					     : 4;
+	d->push_yield_to = MAX(1u, d->push_threads / 8);
 	d->pull_threads = conf->pull_threads ? conf->pull_threads
 			  : remote	     ? 8
 					     : 4;

@@ -286,6 +286,9 @@ int metrics_write(FILE *fp, struct device *dev, struct probe *probe)
 	counter(fp, "tierbd_paced_total",
 		"background transfers delayed for the cache's latency",
 		st->bg_paced);
+	counter(fp, "tierbd_push_yields_total",
+		"uploads held back while a client waited for a fetch",
+		st->bg_yields);
 	family(fp, "tierbd_paced_seconds_total", "counter",
 	       "time background transfers were delayed");
 	fprintf(fp, "tierbd_paced_seconds_total %.3f\n",

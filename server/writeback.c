@@ -5,7 +5,9 @@
  * upload.  Workers pop due chunks, upload the slot's content as a new
  * object version, and mark the chunk clean if nothing wrote it
  * meanwhile (REDIRTY).  Over max-dirty, or when a writer needs a slot,
- * the delay is skipped (urgent) and writers wait for progress.
+ * the delay is skipped (urgent) and writers wait for progress.  While a
+ * client waits for a demand fetch and no writer waits (not urgent), at
+ * most push_yield_to uploads are in flight (device_priv.h).
  * A version the map no longer names goes to the pending deletions;
  * commit.c deletes it once no retained commit names it either.
  */
@@ -246,6 +248,20 @@ static void *wb_worker(void *arg)
 		bool over = __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED) *
 				    d->chunk_size >
 			    d->max_dirty;
+		if (!d->urgent && d->pushes_active >= d->push_yield_to &&
+		    dev_demand_on(d)) {
+			/* A client waits for a fetch: let it go first. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 20 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			STAT_INC(d, bg_yields);
+			pthread_cond_timedwait(&d->wb_work, &d->wb_lock, &ts);
+			continue;
+		}
 		if (it.due_ms > now && !d->urgent && !over) {
 			struct timespec ts;
 			uint64_t wait = it.due_ms - now;
@@ -261,6 +277,7 @@ static void *wb_worker(void *arg)
 		}
 		d->q_head = (d->q_head + 1) % d->q_cap;
 		d->q_len--;
+		d->pushes_active++;
 		pthread_mutex_unlock(&d->wb_lock);
 		/* Kernel probe (probe.c): while the cache device's p99
 		 * latency is over probe-latency-limit, sleep a little
@@ -268,6 +285,8 @@ static void *wb_worker(void *arg)
 		dev_bg_pace(d);
 		push_chunk(d, it.idx, data, enc, enc_size);
 		pthread_mutex_lock(&d->wb_lock);
+		d->pushes_active--;
+		pthread_cond_signal(&d->wb_work);
 	}
 	pthread_mutex_unlock(&d->wb_lock);
 out:
