@@ -10,6 +10,12 @@
  * the largest request the thread has seen, at most a chunk plus two
  * blocks.  The allocator's arrays are per slot, not per chunk: the
  * metadata here scales with the cache, not with the device.
+ *
+ * Free slots are a doubly linked FIFO (a reclaim takes one out of the
+ * middle).  Victim records: vowner/vtag per slot, and hint[owner %
+ * nslots] naming the slot of owner's record; every record is named by
+ * its hint entry, so setting or clearing a hint entry drops the record
+ * it named.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +31,7 @@
 #include "uring.h"
 
 #define DIO_ALIGN 4096u
+#define NO_SLOT UINT32_MAX
 
 struct cache {
 	struct logger log;
@@ -34,10 +41,13 @@ struct cache {
 	uint64_t nslots;
 	uint32_t align; /* DIO_ALIGN with O_DIRECT, else 1 */
 
-	pthread_mutex_t lock; /* protects free_stack, nfree, owner */
-	uint32_t *free_stack;
-	uint64_t nfree;	 /* also read without the lock (atomic) */
-	uint64_t *owner; /* per slot: chunk index or OWNER_NONE */
+	pthread_mutex_t lock;	 /* protects everything down to hint */
+	uint32_t *fnext, *fprev; /* per free slot: the FIFO's links */
+	uint32_t fhead, ftail;	 /* oldest and newest free slot */
+	uint64_t nfree;		 /* also read without the lock (atomic) */
+	uint64_t *owner;	 /* per slot: chunk index or OWNER_NONE */
+	uint64_t *vowner, *vtag; /* per free slot: its victim record */
+	uint32_t *hint;		 /* per owner % nslots: slot of its record */
 
 	uint64_t bounces, rmw; /* atomics */
 };
@@ -87,6 +97,53 @@ static void *bounce_get(size_t size)
 		b->size = size;
 	}
 	return b->buf;
+}
+
+/* ---- free FIFO and victim records (allocator lock held) -------------- */
+
+static void fifo_push(struct cache *c, uint32_t s)
+{
+	c->fnext[s] = NO_SLOT;
+	c->fprev[s] = c->ftail;
+	if (c->ftail != NO_SLOT)
+		c->fnext[c->ftail] = s;
+	else
+		c->fhead = s;
+	c->ftail = s;
+	__atomic_store_n(&c->nfree, c->nfree + 1, __ATOMIC_RELAXED);
+}
+
+static void fifo_unlink(struct cache *c, uint32_t s)
+{
+	uint32_t p = c->fprev[s], n = c->fnext[s];
+
+	if (p != NO_SLOT)
+		c->fnext[p] = n;
+	else
+		c->fhead = n;
+	if (n != NO_SLOT)
+		c->fprev[n] = p;
+	else
+		c->ftail = p;
+	__atomic_store_n(&c->nfree, c->nfree - 1, __ATOMIC_RELAXED);
+}
+
+static uint32_t *hint_of(struct cache *c, uint64_t owner)
+{
+	return &c->hint[owner % c->nslots];
+}
+
+/* Drop slot s's victim record, if it has one. */
+static void victim_clear(struct cache *c, uint32_t s)
+{
+	uint32_t *h;
+
+	if (c->vowner[s] == OWNER_NONE)
+		return;
+	h = hint_of(c, c->vowner[s]);
+	if (*h == s)
+		*h = NO_SLOT;
+	c->vowner[s] = OWNER_NONE;
 }
 
 /* ---- open / close ---------------------------------------------------- */
@@ -159,18 +216,25 @@ struct cache *cache_open(const struct cache_conf *conf)
 		}
 	}
 
-	c->free_stack = malloc(c->nslots * sizeof(*c->free_stack));
+	c->fnext = malloc(c->nslots * sizeof(*c->fnext));
+	c->fprev = malloc(c->nslots * sizeof(*c->fprev));
 	c->owner = malloc(c->nslots * sizeof(*c->owner));
-	if (!c->free_stack || !c->owner) {
+	c->vowner = malloc(c->nslots * sizeof(*c->vowner));
+	c->vtag = calloc(c->nslots, sizeof(*c->vtag));
+	c->hint = malloc(c->nslots * sizeof(*c->hint));
+	if (!c->fnext || !c->fprev || !c->owner || !c->vowner || !c->vtag ||
+	    !c->hint) {
 		err = ENOMEM;
 		goto fail;
 	}
-	/* Free slots pop in ascending order. */
+	/* Free slots are handed out in ascending order at first. */
+	c->fhead = c->ftail = NO_SLOT;
 	for (uint64_t i = 0; i < c->nslots; i++) {
 		c->owner[i] = OWNER_NONE;
-		c->free_stack[i] = (uint32_t)(c->nslots - 1 - i);
+		c->vowner[i] = OWNER_NONE;
+		c->hint[i] = NO_SLOT;
+		fifo_push(c, (uint32_t)i);
 	}
-	c->nfree = c->nslots;
 	return c;
 
 fail:
@@ -187,8 +251,12 @@ void cache_close(struct cache *c)
 		close(c->fd);
 	if (c->rfd >= 0)
 		close(c->rfd);
-	free(c->free_stack);
+	free(c->fnext);
+	free(c->fprev);
 	free(c->owner);
+	free(c->vowner);
+	free(c->vtag);
+	free(c->hint);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -307,8 +375,9 @@ int cache_alloc(struct cache *c, uint64_t owner, uint32_t *slot)
 		pthread_mutex_unlock(&c->lock);
 		return -ENOSPC;
 	}
-	__atomic_store_n(&c->nfree, c->nfree - 1, __ATOMIC_RELAXED);
-	*slot = c->free_stack[c->nfree];
+	*slot = c->fhead; /* the oldest freed */
+	fifo_unlink(c, *slot);
+	victim_clear(c, *slot);
 	c->owner[*slot] = owner;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
@@ -318,8 +387,56 @@ void cache_free(struct cache *c, uint32_t slot)
 {
 	pthread_mutex_lock(&c->lock);
 	c->owner[slot] = OWNER_NONE;
-	c->free_stack[c->nfree] = slot;
-	__atomic_store_n(&c->nfree, c->nfree + 1, __ATOMIC_RELAXED);
+	victim_clear(c, slot);
+	fifo_push(c, slot);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cache_free_victim(struct cache *c, uint32_t slot, uint64_t owner,
+		       uint64_t tag)
+{
+	uint32_t *h = hint_of(c, owner);
+
+	pthread_mutex_lock(&c->lock);
+	c->owner[slot] = OWNER_NONE;
+	victim_clear(c, slot);
+	if (*h != NO_SLOT) /* owner's older record, or a neighbour's */
+		victim_clear(c, *h);
+	c->vowner[slot] = owner;
+	c->vtag[slot] = tag;
+	*h = slot;
+	fifo_push(c, slot);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_reclaim(struct cache *c, uint64_t owner, uint64_t tag, uint32_t *slot)
+{
+	uint32_t s;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	s = *hint_of(c, owner);
+	if (s != NO_SLOT && c->vowner[s] == owner) {
+		victim_clear(c, s); /* used now, or stale */
+		if (c->vtag[s] == tag && c->owner[s] == OWNER_NONE) {
+			fifo_unlink(c, s);
+			c->owner[s] = owner;
+			*slot = s;
+			r = 0;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void cache_forget(struct cache *c, uint64_t owner)
+{
+	uint32_t s;
+
+	pthread_mutex_lock(&c->lock);
+	s = *hint_of(c, owner);
+	if (s != NO_SLOT && c->vowner[s] == owner)
+		victim_clear(c, s);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -333,15 +450,8 @@ int cache_claim(struct cache *c, uint32_t slot, uint64_t owner)
 	if (c->owner[slot] != OWNER_NONE) {
 		r = -EBUSY;
 	} else {
-		/* Remove it from the free stack (open time only: O(n)). */
-		for (uint64_t i = 0; i < c->nfree; i++) {
-			if (c->free_stack[i] == slot) {
-				c->free_stack[i] = c->free_stack[c->nfree - 1];
-				__atomic_store_n(&c->nfree, c->nfree - 1,
-						 __ATOMIC_RELAXED);
-				break;
-			}
-		}
+		fifo_unlink(c, slot);
+		victim_clear(c, slot);
 		c->owner[slot] = owner;
 	}
 	pthread_mutex_unlock(&c->lock);

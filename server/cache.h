@@ -10,10 +10,19 @@
  * unaligned write is a read-modify-write of the edge blocks, so the
  * caller must keep other writers of that chunk out meanwhile.
  *
- * Allocator: a stack of free slots and, per slot, its owner chunk.  The
- * owner is set by cache_alloc and cleared by cache_free.  Which slot to
- * empty is the policy's business (policy.h).  All allocator calls take
- * the allocator lock inside; none does I/O.
+ * Allocator: a FIFO of free slots (oldest freed first, so that a freed
+ * slot keeps its old content as long as possible) and, per slot, its
+ * owner chunk.  The owner is set by cache_alloc and cleared by
+ * cache_free.  A slot freed by eviction may be freed with a victim
+ * record (cache_free_victim): the chunk that left it and a tag (the
+ * engine's generation), found again by owner through a direct-mapped
+ * hint table, until the slot is handed out or the record is forgotten.
+ * cache_reclaim gives such a slot back to its old owner; the caller
+ * must still check its content (the record only says the slot was not
+ * handed to anyone else since).  Records are in memory only: none
+ * survives a close.  Which slot to empty is the policy's business
+ * (policy.h).  All allocator calls take the allocator lock inside;
+ * none does I/O.
  */
 #ifndef TIERBD_CACHE_H
 #define TIERBD_CACHE_H
@@ -69,6 +78,17 @@ bool cache_write_is_rmw(const struct cache *c, uint32_t len, uint32_t off);
 int cache_alloc(struct cache *c, uint64_t owner, uint32_t *slot);
 /* Give a slot back.  The caller guarantees nobody uses it any more. */
 void cache_free(struct cache *c, uint32_t slot);
+/* The same, remembering that the slot still holds owner's content,
+ * version tag (a victim record, replacing owner's previous one). */
+void cache_free_victim(struct cache *c, uint32_t slot, uint64_t owner,
+		       uint64_t tag);
+/* Take back the free slot owner left with tag, if it was handed to
+ * nobody since: 0 and *slot, else -ENOENT.  The slot is owner's again,
+ * its record gone; its content is unchecked. */
+int cache_reclaim(struct cache *c, uint64_t owner, uint64_t tag,
+		  uint32_t *slot);
+/* Drop owner's victim record, if any (its content changed). */
+void cache_forget(struct cache *c, uint64_t owner);
 /* Claim a specific slot for owner while loading a map (open time);
  * -EBUSY if it is taken, -ERANGE if out of range. */
 int cache_claim(struct cache *c, uint32_t slot, uint64_t owner);

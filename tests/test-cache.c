@@ -51,7 +51,7 @@ static void test_alloc(struct cache *c)
 	}
 	CHECK(cache_alloc(c, 999, &s) == -ENOSPC);
 
-	/* A freed slot is the next one allocated. */
+	/* The only free slot is the next one allocated. */
 	cache_free(c, 3);
 	CHECK(cache_owner(c, 3) == OWNER_NONE);
 	CHECK(cache_free_slots(c) == 1);
@@ -64,7 +64,7 @@ static void test_alloc(struct cache *c)
 	cache_get_stats(c, &st);
 	CHECK(st.free_slots == NSLOTS);
 
-	/* Claims (map load) take specific slots out of the free stack. */
+	/* Claims (map load) take specific slots out of the free list. */
 	CHECK(cache_claim(c, 5, 55) == 0);
 	CHECK(cache_claim(c, 5, 56) == -EBUSY);
 	CHECK(cache_claim(c, NSLOTS, 1) == -ERANGE);
@@ -75,6 +75,50 @@ static void test_alloc(struct cache *c)
 	CHECK(cache_alloc(c, 0, &s) == -ENOSPC);
 	for (unsigned i = 0; i < NSLOTS; i++)
 		cache_free(c, i);
+}
+
+/* Free slots go oldest first; victim records: reclaimed once, only
+ * with their tag, gone when the slot is handed out or claimed, when
+ * forgotten, and when a newer record takes their hint entry. */
+static void test_victims(struct cache *c)
+{
+	uint32_t s;
+
+	for (unsigned i = 0; i < NSLOTS; i++) /* test_alloc freed 0..7 */
+		CHECK(cache_alloc(c, 10 + i, &s) == 0 && s == i);
+	cache_free_victim(c, 2, 12, 1000);
+	cache_free_victim(c, 5, 15, 1001);
+	cache_free(c, 6);
+	CHECK(cache_reclaim(c, 12, 999, &s) == -ENOENT); /* drops it */
+	CHECK(cache_reclaim(c, 12, 1000, &s) == -ENOENT);
+	CHECK(cache_reclaim(c, 15, 1001, &s) == 0 && s == 5);
+	CHECK(cache_owner(c, 5) == 15 && cache_free_slots(c) == 2);
+	CHECK(cache_reclaim(c, 15, 1001, &s) == -ENOENT);
+
+	cache_free_victim(c, 5, 15, 1002);
+	cache_free_victim(c, 7, 17, 1003);
+	CHECK(cache_alloc(c, 40, &s) == 0 && s == 2); /* freed first */
+	CHECK(cache_alloc(c, 41, &s) == 0 && s == 6);
+	CHECK(cache_alloc(c, 42, &s) == 0 && s == 5);
+	CHECK(cache_reclaim(c, 15, 1002, &s) == -ENOENT); /* handed out */
+	cache_forget(c, 17);
+	CHECK(cache_reclaim(c, 17, 1003, &s) == -ENOENT);
+	CHECK(cache_free_slots(c) == 1);
+	CHECK(cache_alloc(c, 43, &s) == 0 && s == 7);
+
+	/* Owner 17 + NSLOTS shares owner 17's hint entry. */
+	cache_free_victim(c, 7, 17, 2000);
+	cache_free_victim(c, 3, 17 + NSLOTS, 2001);
+	CHECK(cache_reclaim(c, 17, 2000, &s) == -ENOENT);
+	CHECK(cache_reclaim(c, 17 + NSLOTS, 2001, &s) == 0 && s == 3);
+	cache_free_victim(c, 3, 13, 3000);
+	CHECK(cache_claim(c, 3, 99) == 0);
+	CHECK(cache_reclaim(c, 13, 3000, &s) == -ENOENT);
+
+	for (unsigned i = 0; i < NSLOTS; i++)
+		if (cache_owner(c, i) != OWNER_NONE)
+			cache_free(c, i);
+	CHECK(cache_free_slots(c) == NSLOTS);
 }
 
 static void test_io(struct cache *c)
@@ -128,6 +172,7 @@ int main(void)
 		c = open_cache(dir, direct);
 		CHECK(c);
 		test_alloc(c);
+		test_victims(c);
 		test_io(c);
 		cache_get_stats(c, &st);
 		if (direct && st.direct_io)
