@@ -257,6 +257,8 @@ void control_put_stats(struct ctl_out *o, const struct control_conf *conf,
 		ctl_out_num(o, "hit_ratio", ratio(st->hits, st->misses));
 		ctl_out_u64(o, "evictions", st->evictions);
 		ctl_out_u64(o, "sync_evictions", st->sync_evictions);
+		ctl_out_u64(o, "reclaims", st->reclaims);
+		ctl_out_u64(o, "reclaim_fails", st->reclaim_fails);
 		ctl_out_u64(o, "bounces", st->bounces);
 		ctl_out_u64(o, "probation", st->probation);
 		ctl_out_u64(o, "main", st->main);

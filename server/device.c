@@ -37,6 +37,16 @@
  * favour of the dirty one; a slot freed by trim is reused only after
  * the map is synced.  Old object versions are deleted only after the
  * map naming the new one is synced.
+ *
+ * Reclaim.  A clean chunk evicted leaves its data in its slot until the
+ * allocator (oldest freed first) hands the slot out again; the
+ * allocator keeps a victim record (chunk, gen) for it, in memory only.
+ * fetch() first tries to take that slot back (slot_reclaim): the record
+ * must name the chunk's current gen, the slot must still be free, and
+ * its content must hash to the map's hash; else the slot goes back to
+ * the free list and the chunk is fetched.  A write that replaces the
+ * chunk's content (fill_new) or a trim drops the record (cache_forget)
+ * under the stripe, and the eviction makes it under the stripe too.
  */
 #include <errno.h>
 #include <string.h>
@@ -157,11 +167,14 @@ unsigned dev_evict(struct device *d, unsigned want)
 			e->state = CHUNK_COLD;
 			e->slot = SLOT_NONE;
 			e->flags &= (uint8_t) ~(CE_F_VERIFY | CE_F_SEQ);
+			/* Free it with a victim record, under the stripe:
+			 * a write or trim after this drops the record. */
+			policy_remove(d->policy, slot);
+			cache_free_victim(d->cache, slot, owner, e->gen);
 		}
 		dirty = e->slot == slot && e->state == CHUNK_HOT_DIRTY;
 		pthread_mutex_unlock(&s->lock);
 		if (ok) {
-			dev_slot_free(d, slot);
 			STAT_INC(d, evictions);
 			freed++;
 		} else {
@@ -169,6 +182,17 @@ unsigned dev_evict(struct device *d, unsigned want)
 		}
 	}
 	return freed;
+}
+
+/* Over the high watermark: the background evictor makes room. */
+static void evict_nudge(struct device *d)
+{
+	if (cache_nslots(d->cache) - cache_free_slots(d->cache) >
+	    d->evict_high) {
+		pthread_mutex_lock(&d->bg_lock);
+		pthread_cond_signal(&d->bg_work);
+		pthread_mutex_unlock(&d->bg_lock);
+	}
 }
 
 /* Get a free slot for chunk idx: evict clean chunks if needed, and if
@@ -207,13 +231,7 @@ static int slot_alloc(struct device *d, uint64_t idx, uint32_t *slot)
 	}
 	if (urged)
 		wb_unurge(d);
-	/* Over the high watermark: the background evictor makes room. */
-	if (cache_nslots(d->cache) - cache_free_slots(d->cache) >
-	    d->evict_high) {
-		pthread_mutex_lock(&d->bg_lock);
-		pthread_cond_signal(&d->bg_work);
-		pthread_mutex_unlock(&d->bg_lock);
-	}
+	evict_nudge(d);
 	return 0;
 }
 
@@ -295,9 +313,39 @@ void dev_fbuf_fini(struct device *d)
 	d->fbuf_idle = 0;
 }
 
-/* Fetch COLD chunk idx into a new slot (entry BUSY meanwhile).  If out
- * is set, also copy len bytes at off to it.  Returns with the stripe
- * held; the chunk is HOT_CLEAN on success. */
+/* Take back the slot COLD chunk idx (gen, hash) was evicted from, if
+ * the allocator still has it free with the chunk's victim record, and
+ * if its content hashes to the map's hash.  buf: 4096-aligned, a chunk
+ * long; the content is left there.  Entry BUSY, no lock held.  False:
+ * no such slot, or it did not verify (freed again, counted); fetch. */
+static bool slot_reclaim(struct device *d, uint64_t idx, uint64_t gen,
+			 uint64_t hash, void *buf, uint32_t *slot)
+{
+	uint32_t s;
+	int r;
+
+	if (cache_reclaim(d->cache, idx, gen, &s) < 0)
+		return false;
+	r = cache_read_slot_direct(d->cache, s, buf);
+	if (r == 0 && XXH3_64bits(buf, d->chunk_size) == hash) {
+		STAT_INC(d, reclaims);
+		*slot = s;
+		evict_nudge(d); /* it took a free slot, as slot_alloc does */
+		return true;
+	}
+	STAT_INC(d, reclaim_fails);
+	tlog(&d->log, LOG_WARN,
+	     "chunk %" PRIu64 ": slot %" PRIu32 " it was evicted from does "
+	     "not hold it any more (%s); fetching it",
+	     idx, s, r < 0 ? strerror(-r) : "checksum mismatch");
+	cache_free(d->cache, s); /* the map never named it since */
+	return false;
+}
+
+/* Fetch COLD chunk idx into a new slot (entry BUSY meanwhile), or take
+ * back the slot it was evicted from (slot_reclaim).  If out is set,
+ * also copy len bytes at off to it.  Returns with the stripe held; the
+ * chunk is HOT_CLEAN on success. */
 static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
 		 uint32_t off, bool seq)
 {
@@ -322,6 +370,11 @@ static int fetch(struct device *d, uint64_t idx, void *out, uint32_t len,
 	chunk_key(key, sizeof(key), idx, want.generation);
 	buf = fbuf_get(d);
 	r = buf ? 0 : -ENOMEM;
+	if (r == 0 && slot_reclaim(d, idx, want.generation, hash, buf, &slot)) {
+		if (out)
+			memcpy(out, buf + off, len);
+		goto out;
+	}
 	if (r == 0) {
 		uint64_t t0 = lat_now_ns(); /* store latency (lathist.h) */
 
@@ -590,6 +643,7 @@ static int fill_new(struct device *d, uint64_t idx, const char *buf,
 	int r;
 
 	e->flags |= CE_F_BUSY;
+	cache_forget(d->cache, idx); /* its evicted slot is stale now */
 	pthread_mutex_unlock(&s->lock);
 	r = slot_alloc(d, idx, &slot);
 	if (r == 0 && len < d->chunk_size)
@@ -747,6 +801,7 @@ static uint32_t chunk_discard(struct device *d, uint64_t idx)
 	if (e->state == CHUNK_HOT_DIRTY)
 		__atomic_fetch_sub(&d->ndirty, 1, __ATOMIC_RELAXED);
 	if (e->state != CHUNK_ABSENT) {
+		cache_forget(d->cache, idx);
 		wb_delete_later(d, idx, e->gen);
 		__atomic_fetch_add(&d->map_version, 1, __ATOMIC_RELAXED);
 		if (e->slot != SLOT_NONE && d->slot_refs[e->slot] == 0)
@@ -932,11 +987,14 @@ void device_get_stats(struct device *d, struct device_stats *out)
 	out->pull_readahead = depth[PULL_READAHEAD];
 	out->pull_hydrate = depth[PULL_HYDRATE];
 	/* Per chunk of the device: its map entry, heat included.  Per slot
-	 * (per cached chunk): references, the allocator's owner and
-	 * free-stack entry, and the policy's arrays. */
-	uint64_t per_slot = out->nslots * (sizeof(uint32_t) + sizeof(uint64_t) +
-					   sizeof(uint32_t)) +
-			    ps.meta_bytes;
+	 * (per cached chunk): references, the allocator's owner, free-list
+	 * links, victim record and hint (cache.c), and the policy's
+	 * arrays. */
+	uint64_t per_slot =
+		out->nslots * (sizeof(uint32_t) + sizeof(uint64_t) +
+			       2 * sizeof(uint32_t) + 2 * sizeof(uint64_t) +
+			       sizeof(uint32_t)) +
+		ps.meta_bytes;
 	out->meta_bytes_per_chunk = sizeof(struct chunk_ent);
 	out->meta_bytes_per_slot =
 		DIV_ROUND_UP(per_slot, MAX(out->nslots, (uint64_t)1));

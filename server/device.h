@@ -132,6 +132,9 @@ struct device_stats {
 	uint64_t fetches, fetch_bytes, fetch_waits; /* waits: single-flight */
 	uint64_t uploads, upload_bytes, upload_errors;
 	uint64_t evictions, bounces, checksum_errors, verify_refetches;
+	/* misses served by taking back the slot a chunk was evicted from
+	 * (no store GET), and such slots found not to hold it any more */
+	uint64_t reclaims, reclaim_fails;
 	uint64_t flushes, throttled_writes;
 	uint64_t commits, commit_seq, commit_lag; /* lag: map changes since */
 	uint64_t gc_deletes;

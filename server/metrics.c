@@ -277,6 +277,12 @@ int metrics_write(FILE *fp, struct device *dev, struct probe *probe)
 	      st->commit_lag);
 	counter(fp, "tierbd_commits_total", "commits written", st->commits);
 	counter(fp, "tierbd_evictions_total", "chunks evicted", st->evictions);
+	counter(fp, "tierbd_reclaims_total",
+		"misses served from the slot the chunk was evicted from",
+		st->reclaims);
+	counter(fp, "tierbd_reclaim_fails_total",
+		"evicted slots taken back that did not hold the chunk",
+		st->reclaim_fails);
 	counter(fp, "tierbd_checksum_errors_total",
 		"chunks refused for a bad checksum", st->checksum_errors);
 	counter(fp, "tierbd_upload_errors_total", "failed uploads (retried)",
