@@ -39,6 +39,16 @@
  *             the background evictor (server/pull.c) evicts down to
  *             the low one (cache-low, 85%): here at once, as it runs
  *             as soon as slot_alloc signals it;
+ *             a fetch (read, partial write of a COLD chunk) first
+ *             tries to take back the slot the chunk was evicted from
+ *             (server/cache.c: free slots are handed out oldest freed
+ *             first; a victim record per free slot, found through a
+ *             direct-mapped hint table of one entry per slot, dropped
+ *             when the slot is handed out, when the chunk is written
+ *             whole or trimmed, or when another eviction takes the
+ *             hint entry): that is counted as a hit, since no store
+ *             GET is made, but the policy sees it as the engine does,
+ *             a miss admitted with policy_admit (--no-reclaim: off);
  *   whole-chunk trim/zero of a cached chunk: policy_remove(slot).
  * The heat and tick of every chunk live here, as the engine keeps them
  * in its map; now = the trace's time in whole seconds (the engine: the
@@ -96,6 +106,7 @@ static struct {
 	const char *name;
 	bool stats;
 	unsigned cache_high, cache_low; /* percent: the engine's watermarks */
+	bool no_reclaim;		/* model the engine before reclaim */
 	double pcts[16];
 	unsigned npcts;
 } opt = {
@@ -299,14 +310,94 @@ static void heat_of(void *opaque, uint64_t chunk, uint32_t *heat,
 }
 
 /* The engine's cache: slots, the policy, and its eviction
- * (server/device.c slot_alloc and dev_evict, server/pull.c bg_worker). */
+ * (server/device.c slot_alloc and dev_evict, server/pull.c bg_worker),
+ * and the allocator (server/cache.c): free slots oldest freed first,
+ * victim records. */
 struct tcache {
 	struct policy *p;
 	struct heat *heat;
-	uint32_t *slot_of; /* per chunk: its slot, or NONE */
-	uint32_t *free_slots;
-	uint64_t nslots, nfree, high, low, batch;
+	uint32_t *slot_of;	 /* per chunk: its slot, or NONE */
+	uint32_t *fnext, *fprev; /* free FIFO links */
+	uint32_t fhead, ftail;
+	uint32_t *vowner; /* per free slot: the chunk it still holds */
+	uint32_t *hint;	  /* per chunk % nslots: slot of its record */
+	uint64_t nslots, nfree, high, low, batch, reclaims;
 };
+
+static void t_push_free(struct tcache *t, uint32_t s)
+{
+	t->fnext[s] = NONE;
+	t->fprev[s] = t->ftail;
+	if (t->ftail != NONE)
+		t->fnext[t->ftail] = s;
+	else
+		t->fhead = s;
+	t->ftail = s;
+	t->nfree++;
+}
+
+static void t_unlink_free(struct tcache *t, uint32_t s)
+{
+	if (t->fprev[s] != NONE)
+		t->fnext[t->fprev[s]] = t->fnext[s];
+	else
+		t->fhead = t->fnext[s];
+	if (t->fnext[s] != NONE)
+		t->fprev[t->fnext[s]] = t->fprev[s];
+	else
+		t->ftail = t->fprev[s];
+	t->nfree--;
+}
+
+static void t_victim_clear(struct tcache *t, uint32_t s)
+{
+	uint32_t *h;
+
+	if (t->vowner[s] == NONE)
+		return;
+	h = &t->hint[t->vowner[s] % t->nslots];
+	if (*h == s)
+		*h = NONE;
+	t->vowner[s] = NONE;
+}
+
+/* cache_free / cache_free_victim (victim = NONE: no record). */
+static void t_free(struct tcache *t, uint32_t s, uint32_t victim)
+{
+	t_victim_clear(t, s);
+	if (victim != NONE && !opt.no_reclaim) {
+		uint32_t *h = &t->hint[victim % t->nslots];
+
+		if (*h != NONE)
+			t_victim_clear(t, *h);
+		t->vowner[s] = victim;
+		*h = s;
+	}
+	t_push_free(t, s);
+}
+
+/* cache_forget: chunk c's content changes. */
+static void t_forget(struct tcache *t, uint64_t c)
+{
+	uint32_t s = t->hint[c % t->nslots];
+
+	if (s != NONE && t->vowner[s] == c)
+		t_victim_clear(t, s);
+}
+
+/* cache_reclaim (the engine then checks the content: it matches in a
+ * replay). */
+static uint32_t t_reclaim(struct tcache *t, uint64_t c)
+{
+	uint32_t s = t->hint[c % t->nslots];
+
+	if (s == NONE || t->vowner[s] != c)
+		return NONE;
+	t_victim_clear(t, s);
+	t_unlink_free(t, s);
+	t->reclaims++;
+	return s;
+}
 
 /* dev_evict: up to `want` victims in the policy's order.  Nothing is
  * dirty, busy or pinned here, so every victim offered is evicted. */
@@ -325,7 +416,7 @@ static uint64_t t_evict(struct tcache *t, uint64_t want, uint32_t now)
 			    "hold");
 		t->slot_of[victim] = NONE;
 		policy_remove(t->p, s);
-		t->free_slots[t->nfree++] = s;
+		t_free(t, s, (uint32_t)victim);
 		freed++;
 	}
 	return freed;
@@ -342,24 +433,42 @@ static uint32_t t_slot_alloc(struct tcache *t, uint32_t now)
 	while (!t->nfree)
 		if (!t_evict(t, t->batch, now))
 			die("nothing to evict");
-	s = t->free_slots[--t->nfree];
+	s = t->fhead; /* the oldest freed */
+	t_unlink_free(t, s);
+	t_victim_clear(t, s);
+	return s;
+}
+
+/* Over the high watermark after taking a slot (slot_alloc, or a
+ * reclaim): the background evictor down to the low one. */
+static void t_watermark(struct tcache *t, uint32_t now)
+{
 	while (t->nslots - t->nfree > t->high) {
 		uint64_t used = t->nslots - t->nfree;
 		uint64_t n = used - t->low < 1024 ? used - t->low : 1024;
 		if (!t_evict(t, n, now))
 			break;
 	}
-	return s;
 }
 
 /* A miss: fetch (read, partial write) or fill_new (first write, whole
- * chunk write): a slot, then policy_admit with the chunk's heat. */
-static void t_admit(struct tcache *t, uint64_t c, uint32_t now, bool seq)
+ * chunk write): a slot, then policy_admit with the chunk's heat.  A
+ * fetch first tries to take back the slot c was evicted from: true if
+ * it did (no store GET). */
+static bool t_admit(struct tcache *t, uint64_t c, uint32_t now, bool seq,
+		    bool fetch)
 {
-	uint32_t s = t_slot_alloc(t, now);
+	uint32_t s = fetch ? t_reclaim(t, c) : NONE;
+	bool reclaimed = s != NONE;
 
+	if (!fetch)
+		t_forget(t, c);
+	if (!reclaimed)
+		s = t_slot_alloc(t, now);
+	t_watermark(t, now);
 	t->slot_of[c] = s;
 	policy_admit(t->p, s, c, t->heat[c].heat, seq, false);
+	return reclaimed;
 }
 
 static uint64_t run_tierbd(uint64_t nslots, bool policy_only,
@@ -388,16 +497,22 @@ static uint64_t run_tierbd(uint64_t nslots, bool policy_only,
 	}
 	t.heat = xcalloc(nchunks, sizeof(*t.heat));
 	t.slot_of = xcalloc(nchunks, sizeof(*t.slot_of));
-	t.free_slots = xcalloc(nslots, sizeof(*t.free_slots));
+	t.fnext = xcalloc(nslots, sizeof(*t.fnext));
+	t.fprev = xcalloc(nslots, sizeof(*t.fprev));
+	t.vowner = xcalloc(nslots, sizeof(*t.vowner));
+	t.hint = xcalloc(nslots, sizeof(*t.hint));
 	t.p = policy_new(&conf, heat_of, t.heat);
 	if (!t.p)
 		die("policy_new failed");
 	memset(present, present_at_start, nchunks);
 	for (uint64_t i = 0; i < nchunks; i++)
 		t.slot_of[i] = NONE;
-	for (uint64_t i = 0; i < nslots; i++)
-		t.free_slots[i] = (uint32_t)(nslots - 1 - i);
-	t.nfree = nslots;
+	t.fhead = t.ftail = NONE;
+	for (uint64_t i = 0; i < nslots; i++) {
+		t.vowner[i] = NONE;
+		t.hint[i] = NONE;
+		t_push_free(&t, (uint32_t)i);
+	}
 
 	for (size_t i = 0; i < nreqs; i++) {
 		const struct req *r = &reqs[i];
@@ -419,9 +534,10 @@ static uint64_t run_tierbd(uint64_t nslots, bool policy_only,
 				die("tierbd replay diverged from the events");
 			events++;
 			if (k == EV_DROP) { /* chunk_discard, dev_slot_free */
+				t_forget(&t, c);
 				if (t.slot_of[c] != NONE) {
 					policy_remove(t.p, t.slot_of[c]);
-					t.free_slots[t.nfree++] = t.slot_of[c];
+					t_free(&t, t.slot_of[c], NONE);
 					t.slot_of[c] = NONE;
 				}
 				continue;
@@ -436,17 +552,22 @@ static uint64_t run_tierbd(uint64_t nslots, bool policy_only,
 					policy_hit(t.p, t.slot_of[c]);
 				continue;
 			}
+			bool got;
 			if (r->op == 'R') { /* chunk_read: fetch */
-				t_admit(&t, c, now, seq);
+				got = t_admit(&t, c, now, seq, true);
 			} else if (!was_present || whole) { /* fill_new */
-				t_admit(&t, c, now, seq);
+				got = t_admit(&t, c, now, seq, false);
 			} else {
 				/* chunk_write of part of a COLD chunk: fetch,
 				 * then the write lands on the slot as on a
 				 * hit (policy_hit unless sequential). */
-				t_admit(&t, c, now, seq);
+				got = t_admit(&t, c, now, seq, true);
 				if (!seq)
 					policy_hit(t.p, t.slot_of[c]);
+			}
+			if (got) { /* taken back: no store GET */
+				hits++;
+				*small_hits += ev_small[events - 1];
 			}
 		}
 	}
@@ -462,16 +583,20 @@ static uint64_t run_tierbd(uint64_t nslots, bool policy_only,
 			" victims_probation %" PRIu64 " victims_main %" PRIu64
 			" seq_streams %" PRIu64 " tau %" PRIu64
 			" regrets_freq %" PRIu64 " regrets_recency %" PRIu64
-			"\n",
+			" reclaims %" PRIu64 "%s\n",
 			opt.name, nslots, st.probation, st.main, st.promotions,
 			st.ghost_admits, st.seq_admits, st.victims_probation,
 			st.victims_main, st.seq_streams, st.tau,
-			st.regrets_freq, st.regrets_recency);
+			st.regrets_freq, st.regrets_recency, t.reclaims,
+			policy_only ? " (policy alone)" : "");
 	}
 	policy_free(t.p);
 	free(t.heat);
 	free(t.slot_of);
-	free(t.free_slots);
+	free(t.fnext);
+	free(t.fprev);
+	free(t.vowner);
+	free(t.hint);
 	free(present);
 	return hits;
 }
@@ -740,7 +865,8 @@ static void usage(void)
 			"[--half-life S]\n"
 			"              [--probation-pct P] [--pcts 5,10,20,40] "
 			"[--populated]\n"
-			"              [--cache-high PCT] [--cache-low PCT]\n"
+			"              [--cache-high PCT] [--cache-low PCT] "
+			"[--no-reclaim]\n"
 			"              [--name NAME] [--stats] TRACE\n");
 	exit(2);
 }
@@ -758,6 +884,7 @@ int main(int argc, char **argv)
 		{ "stats", no_argument, NULL, 'S' },
 		{ "cache-high", required_argument, NULL, 'H' },
 		{ "cache-low", required_argument, NULL, 'L' },
+		{ "no-reclaim", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *pcts = "5,10,20,40";
@@ -798,6 +925,9 @@ int main(int argc, char **argv)
 		case 'L':
 			opt.cache_low =
 				(unsigned)parse_u64(optarg, "--cache-low");
+			break;
+		case 'R':
+			opt.no_reclaim = true;
 			break;
 		default:
 			usage();

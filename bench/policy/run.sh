@@ -175,6 +175,9 @@ done >"$all"
 # The replayer links server/policy.c: say which one.
 commit=$(git -C "$src" log -1 --format=%h -- server/policy.c 2>/dev/null || true)
 commit="policy.c of ${commit:-unknown}"
+engine=$(git -C "$src" log -1 --format=%h -- server/device.c server/cache.c \
+	2>/dev/null || true)
+commit="$commit, eviction and reclaim as in device.c/cache.c of ${engine:-unknown}"
 if [ -n "$(git -C "$src" status --porcelain -- server/policy.c server/policy.h \
 	2>/dev/null)" ]; then
 	commit="$commit + uncommitted changes"
@@ -219,8 +222,10 @@ END {
 	echo "the engine answers with zeros, are not accesses).  **tierbd**: the"
 	echo "engine's policy (server/policy.c) driven by bench/policy/replay.c"
 	echo "as server/device.c drives it, with the engine's eviction between"
-	echo "watermarks (95% → 85% of the slots); **policy alone**: the same"
-	echo "without watermarks (one victim per miss, when full).  **LRU** and"
+	echo "watermarks (95% → 85% of the slots) and its reclaim of an evicted"
+	echo "chunk from the free slot it left (a hit: no store GET);"
+	echo "**policy alone**: the same without watermarks (one victim per"
+	echo "miss, when full).  **LRU** and"
 	echo "**OPT** (Belady) hold the same number of chunks.  Cache sizes are"
 	echo "percent of the device (1 MiB chunks); default heat half-life."
 	echo
