@@ -913,7 +913,7 @@ print("|---|---|---|---|---|---|---|---|")
 desc = {"plain": "plain (prefetch=none readahead=0)",
         "pins": "pins on ext4 metadata (prefetch=none readahead=0 pin=...)",
         "dirs": "pins on metadata and directories (prefetch=none readahead=0 pin=...)",
-        "warm": "defaults (prefetch=warm, readahead=4M)",
+        "warm": "defaults (prefetch=warm, readahead 16M on S3)",
         "hot": "floor: plain, second mount in the same session (all hot)"}
 for name in ("plain", "pins", "dirs", "warm", "hot"):
     xs = by.get(name, {})
