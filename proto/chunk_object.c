@@ -217,7 +217,8 @@ int chunk_obj_decode(const void *obj, size_t len,
 	if (p != data) {
 		if (info.raw_len > data_size || (info.raw_len && !data))
 			return -EBADMSG;
-		memcpy(data, p, info.raw_len);
+		if (info.raw_len) /* data may be NULL for an empty chunk */
+			memcpy(data, p, info.raw_len);
 	}
 	return 0;
 }
