@@ -43,17 +43,6 @@ static void commit_key(char *buf, size_t n, uint64_t seq)
 	snprintf(buf, n, COMMITS_PREFIX "%016" PRIx64, seq);
 }
 
-static void deadline(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
 /* ---- reading commits (open) ------------------------------------------ */
 
 struct seq_list {

@@ -218,12 +218,7 @@ static int slot_alloc(struct device *d, uint64_t idx, uint32_t *slot)
 		pthread_mutex_lock(&d->wb_lock);
 		if (!d->stop) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			deadline(&ts, 50);
 			pthread_cond_timedwait(&d->wb_progress, &d->wb_lock,
 					       &ts);
 		}

@@ -192,6 +192,18 @@ static inline bool dev_demand_on(struct device *d)
 		       DEMAND_QUIET_MS;
 }
 
+/* ms from now, for pthread_cond_timedwait (CLOCK_REALTIME). */
+static inline void deadline(struct timespec *ts, uint64_t ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 static inline struct stripe *stripe_of(struct device *d, uint64_t idx)
 {
 	return &d->stripes[idx % NSTRIPES];

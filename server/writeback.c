@@ -252,26 +252,14 @@ static void *wb_worker(void *arg)
 		    dev_demand_on(d)) {
 			/* A client waits for a fetch: let it go first. */
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 20 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			deadline(&ts, 20);
 			STAT_INC(d, bg_yields);
 			pthread_cond_timedwait(&d->wb_work, &d->wb_lock, &ts);
 			continue;
 		}
 		if (it.due_ms > now && !d->urgent && !over) {
 			struct timespec ts;
-			uint64_t wait = it.due_ms - now;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += (time_t)(wait / 1000);
-			ts.tv_nsec += (long)(wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			deadline(&ts, it.due_ms - now);
 			pthread_cond_timedwait(&d->wb_work, &d->wb_lock, &ts);
 			continue;
 		}
