@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mapped memory on tierbd, through the host kernel: nbdkit (tierbd) on a
 # unix socket, nbdfuse exposing it as a file, a loop device on the file
-# (as in test-e2e-ext4.sh).  tests/mmap-pattern.c writes a pattern
+# (tests/fuse-loop.sh).  tests/mmap-pattern.c writes a pattern
 # through a MAP_SHARED mapping, msync(MS_SYNC)s and unmaps; the pattern
 # is a function of each byte's offset, so misplaced or stale blocks show.
 #
@@ -23,53 +23,21 @@
 # Usage: test-mmap.sh [PATH-OF-mmap-pattern] (meson passes it).
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/functions.sh"
+source "$srcdir/fuse-loop.sh"
 requires nbdkit
-requires nbdfuse "package libnbd-bin"
-requires fusermount3 "package fuse3"
-requires losetup
 requires blockdev
-[ "$(id -u)" = 0 ] || skip "needs root (losetup)"
-[ -c /dev/fuse ] || skip "/dev/fuse is not available"
-[ -e /dev/loop-control ] || skip "loop devices are not available"
+fl_requires
 [ -f "${TIERBD_PLUGIN:-}" ] || skip "TIERBD_PLUGIN is not built/set"
 mp=${1:-${TIERBD_BUILD:-}/tests/mmap-pattern}
 [ -x "$mp" ] || { echo "FAIL: mmap-pattern not built ($mp)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/tierbd-mmap-XXXXXX)
 sock=$work/nbdkit.sock
-fusedir=$work/fuse
-img=$fusedir/disk.img
+img=$work/fuse/disk.img # fl_up's nbdfuse file
 store=$work/store
-mkdir "$fusedir"
-loopdev="" fuse_pid=""
 
-take_down() {
-	# In order: loop device, FUSE (nbdkit is stopped by the caller).
-	if [ -n "$loopdev" ]; then
-		losetup -d "$loopdev"
-		loopdev=
-	fi
-	if [ -n "$fuse_pid" ]; then
-		local i
-		for ((i = 0; i < 100; i++)); do
-			fusermount3 -u "$fusedir" 2>/dev/null && break
-			sleep 0.1
-		done
-		for ((i = 0; i < 300; i++)); do
-			kill -0 "$fuse_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$fuse_pid" 2>/dev/null; then
-			echo "nbdfuse did not exit after fusermount3 -u" >&2
-			fusermount3 -uz "$fusedir"
-			kill -KILL "$fuse_pid"
-		fi
-		wait "$fuse_pid" || true
-		fuse_pid=
-	fi
-}
 cleanup() {
-	take_down
+	fl_down
 	[ -n "$NBDKIT_PID" ] && kill_pid "$NBDKIT_PID"
 	if [ "${rc:-1}" = 0 ] && [ -z "${TIERBD_TEST_KEEP:-}" ]; then
 		rm -rf "$work"
@@ -81,22 +49,10 @@ on_exit cleanup
 
 run=(writeback-delay=100 flush=remote commit-interval=3600)
 bring_up() {
-	local i
 	start_nbdkit "$sock" "$work/nbdkit.pid" "$work/nbdkit.log" \
 		"$TIERBD_PLUGIN" "cache=$work/cache" "$@" "${run[@]}"
-	rm -f "$work/nbdfuse.pid"
-	nbdfuse -P "$work/nbdfuse.pid" "$img" --unix "$sock" \
-		>>"$work/nbdfuse.log" 2>&1 </dev/null &
-	fuse_pid=$!
-	for ((i = 0; i < 300; i++)); do
-		[ -s "$work/nbdfuse.pid" ] && break
-		kill -0 "$fuse_pid" 2>/dev/null ||
-			{ cat "$work/nbdfuse.log" >&2; return 1; }
-		sleep 0.1
-	done
-	[ -s "$work/nbdfuse.pid" ] || { echo "nbdfuse did not start" >&2; return 1; }
-	loopdev=$(losetup -f --show "$img")
-	echo "tierbd pid $NBDKIT_PID, $img, loop device $loopdev"
+	fl_up "$sock" "$work"
+	echo "tierbd pid $NBDKIT_PID, $img, loop device $FL_DEV"
 }
 
 # newest_commit: the sequence number of the newest commit in the store.
@@ -139,8 +95,8 @@ t0=$SECONDS
 
 # 1. a new device, the pattern through the loop device.
 bring_up size=128M chunk-size=1M cache-size=16M "store=dir:$store"
-write_pattern "$loopdev" ${seg1//:/ }
-take_down
+write_pattern "$FL_DEV" ${seg1//:/ }
+fl_down
 stop_pid "$NBDKIT_PID"
 NBDKIT_PID=
 check_sanitizer_log "$work/nbdkit.log"
@@ -148,13 +104,13 @@ check_sanitizer_log "$work/nbdkit.log"
 # 2. restart on the cache: verify; a second pattern through the file
 #    itself, then SIGKILL right after msync.
 bring_up
-verify "$loopdev" "$seg1"
+verify "$FL_DEV" "$seg1"
 write_pattern "$img" ${seg2//:/ }
 kill -KILL "$NBDKIT_PID"
 wait "$NBDKIT_PID" || true
 NBDKIT_PID=
 echo "tierbd killed (SIGKILL) after msync returned"
-take_down
+fl_down
 check_sanitizer_log "$work/nbdkit.log"
 
 # 3. no cache directory: reopen from the store alone.  The killed process
@@ -167,9 +123,9 @@ grep "reopened the device from store" "$work/nbdkit.log" || {
 	cat "$work/nbdkit.log" >&2
 	exit 1
 }
-verify "$loopdev" "$seg1" "$seg2"
+verify "$FL_DEV" "$seg1" "$seg2"
 verify "$img" "$seg1" "$seg2"
-take_down
+fl_down
 stop_pid "$NBDKIT_PID"
 NBDKIT_PID=
 check_sanitizer_log "$work/nbdkit.log"
