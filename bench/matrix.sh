@@ -72,6 +72,8 @@
 #   COLD_WRITE_MIB=256 CURL_P=32 ZIPF_CACHE_MIB=128 ZIPF_THETA=1.1
 #   ZIPF_QD=4 ZIPF_WARM=15 ZIPF_RUNTIME=20 ZIPF_64K=1
 #   BENCH_DIR=/var/tmp/tierbd-matrix OUT_DIR=$BENCH_DIR/out
+#   PREV_RESULTS=FILE (an earlier run's OUT_DIR/results: its rows of the
+#   sections not in WHICH go into the tables)
 #   S3_PORT=7590 MON_PORT=3390; CEPH_S3_REUSE=1 with CEPH_S3_DIR (and
 #   the same S3_PORT) uses an RGW already started there and leaves it
 #   running (bench/run-all.sh)
@@ -165,6 +167,11 @@ mountpoint -q "$mnt" 2>/dev/null && die "$mnt is mounted: unmount it first"
 rm -rf "$run"
 mkdir -p "$run" "$mnt" "$out"
 : >"$run/results"
+# PREV_RESULTS: rows of an earlier run (its OUT_DIR/results) for the
+# sections not run now, in the tables as they were measured
+if [ -n "${PREV_RESULTS:-}" ]; then
+	awk -v w=" $which " 'index(w, " " $1 " ") == 0' "$PREV_RESULTS" >>"$run/results"
+fi
 
 dirty=$(git -C "$src" status --porcelain -- plugin server proto backends common 2>/dev/null | wc -l)
 rev="$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?') + $dirty uncommitted engine paths"
@@ -519,10 +526,7 @@ cold_fill() {
 	curl_run "$run/nput.cfg" UNSIGNED-PAYLOAD
 	n=$(s3util count nbs3/)
 	[ "$n" -ge "$nobj" ] || die "nbdkit S3: $n of $nobj objects stored"
-	# curl's GETs: tierbd's chunk objects
-	s3util keys tierbd/chunks/ | head -n "$cold_mib" |
-		awk -v ep="$ep/$bucket" '{printf "url = \"%s/%s\"\noutput = \"/dev/null\"\n", ep, $1}' \
-			>"$run/get.cfg"
+	get_cfg
 	mkdir -p "$run/up1m"
 	for i in $(seq 0 15); do head -c 1048576 /dev/urandom >"$run/up1m/$i"; done
 	awk -v ep="$ep/$bucket/curl-put" -v up="$run/up1m" -v n="$cold_write_mib" 'BEGIN {
@@ -531,8 +535,16 @@ cold_fill() {
 				up, i % 16, ep, i }' >"$run/put.cfg"
 }
 
+# curl's GETs: tierbd's chunk objects as they are now (a write session
+# replaces the versions it wrote, and the old ones are deleted)
+get_cfg() {
+	s3util keys tierbd/chunks/ | head -n "$cold_mib" |
+		awk -v ep="$ep/$bucket" '{printf "url = \"%s/%s\"\noutput = \"/dev/null\"\n", ep, $1}' \
+			>"$run/get.cfg"
+}
+
 cold_section() {
-	local r wl w bs qd c args v p50 p99 rss
+	local r wl w bs qd c args v p50 p99 rss g0
 	cold_fill
 	for r in $(seq "$runs"); do
 		for wl in $workloads; do
@@ -544,16 +556,20 @@ cold_section() {
 				else
 					args=$(wl_args "$w" "$bs" "$qd" "$cold_mib" "$cold_rt" cold)
 				fi
+				g0=$(rgw_gets)
 				# shellcheck disable=SC2086 # args are words
 				fio_run "$run/j.json" "${srv_engine[@]}" $args
 				rss=$(hwm "$srv_pid")
 				v=$(fio_vals "$run/j.json")
 				read -r _ _ p50 p99 _ <<<"$v"
-				record cold "$w-$bs-qd$qd" "$c" "$r" "$(value "$w" "$v")" "$p50" "$p99" "$rss"
+				# the store's GETs during the run, in the hit column
+				record cold "$w-$bs-qd$qd" "$c" "$r" "$(value "$w" "$v")" "$p50" "$p99" "$rss" \
+					$(($(rgw_gets) - g0))
 				down "$c"
 			done
 			case $w in
 			seqread)
+				get_cfg
 				curl_run "$run/get.cfg" "$empty_sha"
 				record cold "$w-$bs-qd$qd" curl "$r" "$c_mibs" - - "$c_rss_kb" ;;
 			seqwrite)
@@ -686,9 +702,10 @@ for sec in ("hot", "cold", "zipf"):
     else:
         b = base[sec]
         extra = " | vs curl limit" if sec == "cold" else ""
+        gets = " | store GETs" if sec == "cold" else ""
         md.append("| workload | contender | value median (min..max) | vs %s, same round%s "
-                  "| p50 us | p99 us | RSS MiB |" % (b, extra))
-        md.append("|---|---|---|---|" + ("---|" if sec == "cold" else "") + "---|---|---|")
+                  "| p50 us | p99 us | RSS MiB%s |" % (b, extra, gets))
+        md.append("|---|---|---|---|" + ("---|---|" if sec == "cold" else "") + "---|---|---|")
     for wl in wls:
         datrow = [wl]
         for c in conts[sec]:
@@ -723,8 +740,11 @@ for sec in ("hot", "cold", "zipf"):
             if sec == "cold":
                 ck = (sec, wl, "curl")
                 vc = " | " + (fmt(ratios(x, rows[ck]), "%.2f") if ck in rows and c != "curl" else "-")
-            md.append("| %s (%s) | %s | %s | %s%s | %s | %s | %s |" % (
-                wl, unit(wl), c, fmt([y["v"] for y in xs]), vb, vc, p50, p99, rss))
+            gc = ""
+            if sec == "cold":
+                gc = " | " + fmt([y["hit"] for y in xs])
+            md.append("| %s (%s) | %s | %s | %s%s | %s | %s | %s%s |" % (
+                wl, unit(wl), c, fmt([y["v"] for y in xs]), vb, vc, p50, p99, rss, gc))
         if sec != "zipf":
             dat.append(" ".join(datrow))
     with open(os.path.join(out, sec + ".md"), "w") as f:
