@@ -36,6 +36,8 @@
 #
 # Environment: QUICK=0 WHICH="matrix s3-cold hot-fio probe restart policy"
 #   DOCS=1 (0: do not touch docs/; QUICK=1 implies 0) BUILD_FROM=head|tree
+#   BUILD_REV=HEAD (the commit built, e.g. to rerun one part on the
+#   same tierbd as an earlier run)
 #   BENCH_DIR=/var/tmp/tierbd-runall S3_PORT=7600 MON_PORT=3400
 #   RUNS (rounds of the matrix; default 3, 1 with QUICK)
 #   MATRIX_ENV S3COLD_ENV HOTFIO_ENV PROBE_ENV RESTART_ENV POLICY_ENV
@@ -46,6 +48,7 @@ which=${WHICH:-"matrix s3-cold hot-fio probe restart policy"}
 docs=${DOCS:-1}
 [ "$quick" = 1 ] && docs=${DOCS_QUICK:-0}
 build_from=${BUILD_FROM:-head}
+build_rev=${BUILD_REV:-HEAD} # the commit built (BUILD_FROM=head)
 dir=${BENCH_DIR:-/var/tmp/tierbd-runall}
 out=$dir/out
 export S3_PORT=${S3_PORT:-7600} MON_PORT=${MON_PORT:-3400}
@@ -116,8 +119,8 @@ else
 	bsrc=$dir/src
 	rm -rf "$bsrc"
 	mkdir -p "$bsrc"
-	git -C "$src" archive HEAD | tar -x -C "$bsrc"
-	rev="$(git -C "$src" rev-parse --short HEAD) (HEAD)"
+	git -C "$src" archive "$build_rev" | tar -x -C "$bsrc"
+	rev="$(git -C "$src" rev-parse --short "$build_rev") ($build_rev)"
 fi
 build=$dir/build
 say "building tierbd $rev in $build"
