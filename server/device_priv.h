@@ -265,6 +265,7 @@ void wb_throttle(struct device *d);
 void wb_kick(struct device *d, bool urgent_start);
 void wb_unurge(struct device *d);
 void wb_stop(struct device *d);
+void wb_drain_close(struct device *d); /* at close, before wb_stop */
 
 /* probe.c: before a background transfer, wait while the probe says the
  * cache device is overloaded.  No lock held. */

@@ -820,6 +820,8 @@ void device_close(struct device *d)
 	if (!d)
 		return;
 	dev_bg_stop(d);
+	if (!d->readonly)
+		wb_drain_close(d);
 	wb_stop(d);
 	commit_stop(d);
 	if (d->map && !d->readonly && d->commit_seq) {

@@ -320,6 +320,56 @@ int device_start(struct device *d)
 	return 0;
 }
 
+/* At close: push every dirty chunk while the store takes them, so that
+ * a clean stop leaves the store holding everything (then the final
+ * commit names it and the lease is released).  Gives up when no chunk
+ * got clean for CLOSE_STALL_MS (the store is away, or refuses): what
+ * is left stays dirty in the cache directory, as after a crash, and is
+ * pushed at the next open.  kill -9 meanwhile is as safe as ever. */
+#define CLOSE_STALL_MS 15000
+#define CLOSE_LOG_MS 5000
+void wb_drain_close(struct device *d)
+{
+	uint64_t left = __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED);
+	uint64_t last = left, t_progress = now_ms(), t_log = t_progress;
+
+	if (!left || !d->nworkers || d->fenced)
+		return;
+	tlog(&d->log, LOG_INFO,
+	     "closing: uploading %" PRIu64 " MiB of dirty data first "
+	     "(kill -9 is safe: the next start uploads what is left)",
+	     (left * d->chunk_size) >> 20);
+	wb_kick(d, true);
+	pthread_mutex_lock(&d->wb_lock);
+	while ((left = __atomic_load_n(&d->ndirty, __ATOMIC_RELAXED)) > 0) {
+		struct timespec ts;
+		uint64_t now = now_ms();
+
+		if (left < last) {
+			last = left;
+			t_progress = now;
+		} else if (now - t_progress >= CLOSE_STALL_MS) {
+			break;
+		}
+		if (now - t_log >= CLOSE_LOG_MS) {
+			tlog(&d->log, LOG_INFO,
+			     "closing: %" PRIu64 " MiB still to upload",
+			     (left * d->chunk_size) >> 20);
+			t_log = now;
+		}
+		deadline(&ts, 1000);
+		pthread_cond_timedwait(&d->wb_progress, &d->wb_lock, &ts);
+	}
+	d->urgent--;
+	pthread_mutex_unlock(&d->wb_lock);
+	if (left)
+		tlog(&d->log, LOG_WARN,
+		     "closing with %" PRIu64 " dirty chunks not uploaded: the "
+		     "store took none for %u s; they stay in %s and are "
+		     "uploaded at the next start",
+		     left, CLOSE_STALL_MS / 1000, d->cache_dir);
+}
+
 void wb_stop(struct device *d)
 {
 	pthread_mutex_lock(&d->wb_lock);

@@ -3,7 +3,9 @@
 # different cache directories) -- the second is refused and told who
 # holds it; the first, killed with -9, restarts on its own cache
 # directory without force; takeover=true takes the device from a dead
-# owner (reopening it from the store) and the old owner is then refused.
+# owner (reopening it from the store) and the old owner is then refused;
+# a clean stop (SIGTERM) uploads dirty data, commits and releases the
+# lease, so a new cache directory opens the device without force.
 source "$(dirname "$0")/functions.sh"
 requires nbdkit
 [ -f "${TIERBD_PLUGIN:-}" ] || skip "TIERBD_PLUGIN is not built"
@@ -106,4 +108,23 @@ c=$NBDKIT_PID
 on_exit "kill_pid $c"
 check "$wd/c.sock" 65536 42
 stop_pid "$c"
+
+# A clean stop with dirty data uploads it first, commits and releases
+# the lease: with write-back held off (and flushes local), the data is
+# only in c's cache until SIGTERM; a new cache directory then opens the
+# device without force and finds it.
+start_nbdkit "$wd/c.sock" "$wd/c.pid" "$wd/c.log" "$TIERBD_PLUGIN" \
+	cache="$wd/c-cache" writeback-delay=600000 flush=local "${s3[@]}"
+c=$NBDKIT_PID
+on_exit "kill_pid $c"
+write "$wd/c.sock" 131072 99
+stop_pid "$c"
+start_nbdkit "$wd/d.sock" "$wd/d.pid" "$wd/d.log" "$TIERBD_PLUGIN" \
+	cache="$wd/d-cache" "${common[@]}"
+d=$NBDKIT_PID
+on_exit "kill_pid $d"
+check "$wd/d.sock" 131072 99
+check "$wd/d.sock" 0 17
+stop_pid "$d"
+echo "ok: a clean stop uploaded its dirty data and released the lease"
 echo "PASS: test-lease"
