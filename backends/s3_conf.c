@@ -363,6 +363,7 @@ int s3_conf_parse(struct s3 *s3, const struct store_conf *conf, const char *url)
 	if (s3->connections > 1024)
 		s3->connections = 1024;
 	s3->insecure = conf->s3_insecure != 0;
+	s3->unsigned_payload = conf->s3_unsigned_payload != 0;
 	s3->virtual_host = conf->s3_virtual_host != 0;
 	s3->region =
 		strdup(conf->s3_region && *conf->s3_region ? conf->s3_region

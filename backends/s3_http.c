@@ -13,7 +13,9 @@
  * strictly as AWS (Ceph RGW):
  *   - x-amz-content-sha256 is always sent, the hex SHA-256 of the body
  *     (of nothing for GET / HEAD / DELETE): curl signs the value we give
- *     and the server checks the body against it;
+ *     and the server checks the body against it; with
+ *     s3-unsigned-payload, bodies go as UNSIGNED-PAYLOAD instead (the
+ *     server hashes nothing; over https TLS protects the body);
  *   - curl signs the path and query exactly as given: paths are sent
  *     percent-encoded in SigV4's form and queries sorted, encoded, each
  *     name with '=' (s3_uri_encode, callers);
@@ -351,7 +353,12 @@ static struct curl_slist *build_headers(struct s3 *s3, const struct s3_req *req)
 	char line[512];
 	char sha[65];
 
-	s3_sha256_hex(req->body, req->body_len, sha);
+	/* A body the server need not hash (s3-unsigned-payload): the
+	 * signature then covers the headers only. */
+	if (s3->unsigned_payload && req->body_len)
+		snprintf(sha, sizeof(sha), "UNSIGNED-PAYLOAD");
+	else
+		s3_sha256_hex(req->body, req->body_len, sha);
 	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", sha);
 	if (!(l = curl_slist_append(l, line)))
 		return NULL;

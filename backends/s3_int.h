@@ -56,6 +56,7 @@ struct s3 {
 	char *cred_source;   /* where the keys came from, for messages */
 	char *ca_bundle;
 	bool insecure;
+	bool unsigned_payload; /* x-amz-content-sha256: UNSIGNED-PAYLOAD */
 	bool virtual_host;
 	unsigned timeout_ms, retry_ms, connections;
 

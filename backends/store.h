@@ -97,6 +97,7 @@ struct store_conf {
 	int s3_virtual_host;	   /* 1: BUCKET.host; default path style */
 	const char *s3_ca_bundle;  /* CA file for https */
 	int s3_insecure;	   /* 1: skip TLS verification (tests only) */
+	int s3_unsigned_payload;   /* 1: PUT bodies are not hashed (https) */
 	const char *s3_access_key; /* else AWS_ACCESS_KEY_ID, else file */
 	const char *s3_secret_key; /* else AWS_SECRET_ACCESS_KEY, else file */
 	const char *s3_credentials_file; /* ~/.aws/credentials format */

@@ -292,6 +292,12 @@ static int tierbd_config(const char *key, const char *value)
 		s->s3_insecure = b;
 		return 0;
 	}
+	if (strcmp(key, "s3-unsigned-payload") == 0) {
+		if (parse_bool(key, value, &b) < 0)
+			return -1;
+		s->s3_unsigned_payload = b;
+		return 0;
+	}
 	if (strcmp(key, "s3-access-key") == 0) {
 		s->s3_access_key = value;
 		return 0;
@@ -383,6 +389,7 @@ static int tierbd_config_complete(void)
 	"s3-virtual-host=BOOL   BUCKET.host addressing (default false)\n"      \
 	"s3-ca-bundle=FILE      CA certificates for https\n"                   \
 	"s3-insecure=BOOL       skip TLS verification (testing only)\n"        \
+	"s3-unsigned-payload=BOOL  PUT bodies unhashed (for https; false)\n"   \
 	"s3-access-key=KEY      else AWS_ACCESS_KEY_ID or credentials file\n"  \
 	"s3-secret-key=SECRET   '+FILE' reads a file, '-' prompts; else\n"     \
 	"                       AWS_SECRET_ACCESS_KEY or credentials file\n"   \
