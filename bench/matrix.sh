@@ -352,32 +352,9 @@ store_up() {
 	rgw_asok=$CEPH_S3_DIR/run/client.rgw.a.asok
 	export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 	export AWS_DEFAULT_REGION=us-east-1
-	cat >"$run/s3util.py" <<'EOF'
-import os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["EP"])
-cmd, bucket, prefix = sys.argv[1:4]
-def keys():
-    for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix):
-        for o in page.get("Contents", []):
-            yield o["Key"]
-if cmd == "keys":
-    for k in keys():
-        print(k)
-elif cmd == "count":
-    print(sum(1 for _ in keys()))
-elif cmd == "rm":
-    batch = []
-    for k in list(keys()):
-        batch.append({"Key": k})
-        if len(batch) == 1000:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-            batch = []
-    if batch:
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-EOF
 }
-s3util() { EP=$ep /usr/bin/python3 "$run/s3util.py" "$1" "$bucket" "$2"; }
+# keys PREFIX | count PREFIX | rm PREFIX (bench/s3util.py)
+s3util() { EP=$ep /usr/bin/python3 "$src/bench/s3util.py" "$1" "$bucket" "$2"; }
 rgw_gets() { # GETs RGW has served so far
 	ceph --admin-daemon "$rgw_asok" perf dump 2>/dev/null |
 		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["rgw"]["get"])'

@@ -144,32 +144,8 @@ osd_pid=$(cat "$CEPH_S3_DIR"/run/osd.*.pid)
 export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 export AWS_DEFAULT_REGION=us-east-1
 
-# keys PREFIX | count PREFIX | rm PREFIX  (boto3; never timed)
-cat >"$run/s3util.py" <<'EOF'
-import os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["EP"])
-cmd, bucket, prefix = sys.argv[1:4]
-def keys():
-    for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix):
-        for o in page.get("Contents", []):
-            yield o["Key"]
-if cmd == "keys":
-    for k in keys():
-        print(k)
-elif cmd == "count":
-    print(sum(1 for _ in keys()))
-elif cmd == "rm":
-    batch = []
-    for k in list(keys()):
-        batch.append({"Key": k})
-        if len(batch) == 1000:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-            batch = []
-    if batch:
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-EOF
-s3util() { EP=$ep /usr/bin/python3 "$run/s3util.py" "$1" "$bucket" "$2"; }
+# keys PREFIX | count PREFIX | rm PREFIX (bench/s3util.py)
+s3util() { EP=$ep /usr/bin/python3 "$src/bench/s3util.py" "$1" "$bucket" "$2"; }
 
 # ---- measuring -------------------------------------------------------------
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
