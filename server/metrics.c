@@ -293,7 +293,7 @@ int metrics_write(FILE *fp, struct device *dev, struct probe *probe)
 		"background transfers delayed for the cache's latency",
 		st->bg_paced);
 	counter(fp, "tierbd_push_yields_total",
-		"uploads held back while a client waited for a fetch",
+		"20 ms waits of uploads held back for a demand fetch",
 		st->bg_yields);
 	family(fp, "tierbd_paced_seconds_total", "counter",
 	       "time background transfers were delayed");
