@@ -145,6 +145,13 @@ static int tierbd_config(const char *key, const char *value)
 	if (strcmp(key, "writeback-delay") == 0)
 		return parse_uint(key, value, &conf.writeback_delay_ms, 0,
 				  3600 * 1000);
+	if (strcmp(key, "writeback-early") == 0) {
+		bool early;
+		if (parse_bool(key, value, &early) < 0)
+			return -1;
+		conf.writeback_late = !early;
+		return 0;
+	}
 	if (strcmp(key, "max-dirty") == 0)
 		return parse_size(key, value, &conf.max_dirty);
 	if (strcmp(key, "direct-io") == 0)
@@ -354,6 +361,8 @@ static int tierbd_config_complete(void)
 	"push-threads=N         uploads in parallel (default 4; S3: 16)\n"     \
 	"writeback-delay=MS     coalescing delay before upload (default "      \
 	"1000)\n"                                                              \
+	"writeback-early=BOOL   upload a chunk a sequential writer finished\n" \
+	"                       without that delay (default true)\n"           \
 	"max-dirty=SIZE         writers slow down above this (default\n"       \
 	"                       half the cache)\n"                             \
 	"direct-io=BOOL         O_DIRECT cache writes (default true)\n"        \

@@ -277,6 +277,7 @@ void control_put_stats(struct ctl_out *o, const struct control_conf *conf,
 		ctl_out_u64(o, "uploads", st->uploads);
 		ctl_out_u64(o, "upload_bytes", st->upload_bytes);
 		ctl_out_u64(o, "upload_errors", st->upload_errors);
+		ctl_out_u64(o, "early_pushes", st->early_pushes);
 		put_latency(o, "latency", st->store_get_lat, LAT_SLOTS,
 			    st->store_get_ns, true);
 		ctl_out_obj(o, "requests");

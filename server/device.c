@@ -661,6 +661,8 @@ static int fill_new(struct device *d, uint64_t idx, const char *buf,
 			dev_slot_free(d, slot);
 	}
 	busy_end(d, idx);
+	if (r == 0)
+		wb_write_done(d, idx, off + len, seq);
 	return r;
 }
 
@@ -728,6 +730,8 @@ static int chunk_write(struct device *d, uint64_t idx, const char *buf,
 	if (rmw)
 		busy_end(d, idx);
 	orphan = dev_slot_put(d, idx, slot, SLOT_WRITER);
+	if (r == 0 && !orphan)
+		wb_write_done(d, idx, off + len, seq);
 	pthread_mutex_unlock(&s->lock);
 	if (orphan)
 		dev_release_orphan(d, slot);

@@ -39,6 +39,7 @@ struct device_conf {
 
 	unsigned push_threads;	     /* write-back workers; default 4 */
 	unsigned writeback_delay_ms; /* coalescing delay; default 1000 */
+	bool writeback_late;	     /* writeback-early=false */
 	uint64_t max_dirty;	     /* bytes; default cache_size / 2 */
 	bool direct_io;		     /* O_DIRECT cache file; default on */
 	bool flush_remote;	     /* flush waits for a commit in the store */
@@ -158,6 +159,7 @@ struct device_stats {
 	uint64_t dirty_bytes;			     /* HOT_DIRTY chunks */
 	uint64_t bg_paced, bg_paced_ms; /* background work slowed (probe) */
 	uint64_t bg_yields; /* background transfers held for a demand fetch */
+	uint64_t early_pushes; /* pushed at once: a stream finished them */
 };
 
 void device_get_stats(struct device *dev, struct device_stats *out);

@@ -131,6 +131,7 @@ struct device {
 	pthread_t *workers;
 	unsigned nworkers;
 	unsigned push_threads, delay_ms;
+	bool wb_early; /* push chunks a sequential writer finished at once */
 	uint64_t max_dirty;
 	uint64_t ndirty;	  /* atomic: chunks in HOT_DIRTY */
 	unsigned pushes_active;	  /* uploads in flight (wb_lock) */
@@ -260,6 +261,8 @@ int wb_q_push(struct device *d, uint64_t idx, uint64_t due); /* wb_lock held */
 void wb_queue(struct device *d, uint64_t idx,
 	      unsigned delay_ms);		    /* stripe held */
 void wb_make_dirty(struct device *d, uint64_t idx); /* stripe held */
+void wb_write_done(struct device *d, uint64_t idx, uint32_t end,
+		   bool seq); /* stripe held */
 void wb_delete_later(struct device *d, uint64_t idx, uint64_t gen);
 void wb_throttle(struct device *d);
 void wb_kick(struct device *d, bool urgent_start);

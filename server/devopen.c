@@ -458,6 +458,7 @@ static struct device *dev_alloc(const struct device_conf *conf)
 		conf->commit_interval_ms ? conf->commit_interval_ms : 5000;
 	d->flush_remote = conf->flush_remote;
 	d->delay_ms = conf->writeback_delay_ms;
+	d->wb_early = !conf->writeback_late;
 	d->readonly = conf->readonly;
 	d->cache_dir = strdup(conf->cache_dir);
 	if (!d->cache_dir) {

@@ -287,6 +287,10 @@ int metrics_write(FILE *fp, struct device *dev, struct probe *probe)
 		"chunks refused for a bad checksum", st->checksum_errors);
 	counter(fp, "tierbd_upload_errors_total", "failed uploads (retried)",
 		st->upload_errors);
+	counter(fp, "tierbd_early_pushes_total",
+		"chunks queued for upload at once: a sequential writer "
+		"finished them",
+		st->early_pushes);
 	counter(fp, "tierbd_throttled_writes_total",
 		"writes that waited for write-back", st->throttled_writes);
 	counter(fp, "tierbd_paced_total",

@@ -5,7 +5,10 @@
  * upload.  Workers pop due chunks, upload the slot's content as a new
  * object version, and mark the chunk clean if nothing wrote it
  * meanwhile (REDIRTY).  Over max-dirty, or when a writer needs a slot,
- * the delay is skipped (urgent) and writers wait for progress.  While a
+ * the delay is skipped (urgent) and writers wait for progress.  A chunk
+ * that a sequential writer has just finished goes to the front of the
+ * queue, due at once (writeback-early): the writer has moved on, and
+ * waiting would only leave the store idle.  While a
  * client waits for a demand fetch and no writer waits (not urgent), at
  * most push_yield_to uploads are in flight (device_priv.h).
  * A version the map no longer names goes to the pending deletions;
@@ -36,8 +39,8 @@ void wb_unurge(struct device *d)
 
 /* ---- dirty queue ----------------------------------------------------- */
 
-/* Caller holds wb_lock. */
-int wb_q_push(struct device *d, uint64_t idx, uint64_t due)
+/* Room for one more item.  Caller holds wb_lock. */
+static int wb_q_room(struct device *d)
 {
 	if (d->q_len == d->q_cap) {
 		size_t ncap = d->q_cap ? 2 * d->q_cap : 256;
@@ -52,6 +55,14 @@ int wb_q_push(struct device *d, uint64_t idx, uint64_t due)
 		d->q_cap = ncap;
 		d->q_head = 0;
 	}
+	return 0;
+}
+
+/* Caller holds wb_lock. */
+int wb_q_push(struct device *d, uint64_t idx, uint64_t due)
+{
+	if (wb_q_room(d) < 0)
+		return -ENOMEM;
 	d->q[(d->q_head + d->q_len) % d->q_cap] =
 		(struct dirty_item){ .idx = idx, .due_ms = due };
 	d->q_len++;
@@ -89,6 +100,34 @@ void wb_make_dirty(struct device *d, uint64_t idx)
 		__atomic_fetch_add(&d->ndirty, 1, __ATOMIC_RELAXED);
 	}
 	wb_queue(d, idx, d->delay_ms);
+}
+
+/* A write of chunk idx ended at byte `end` of the chunk; `seq` if it
+ * continued a sequential stream.  If that stream has just finished the
+ * chunk and no other write to it is in flight, queue it again at the
+ * front, due now (its first entry, due writeback-delay after it got
+ * dirty, then finds it clean or pushes it again if written since).
+ * Caller holds its stripe. */
+void wb_write_done(struct device *d, uint64_t idx, uint32_t end, bool seq)
+{
+	struct chunk_ent *e = &d->ents[idx];
+
+	if (!d->wb_early || !seq || end != d->chunk_size ||
+	    e->state != CHUNK_HOT_DIRTY ||
+	    (e->flags & (CE_F_BUSY | CE_F_UPLOADING)) ||
+	    d->slot_refs[e->slot] >= SLOT_WRITER)
+		return;
+	pthread_mutex_lock(&d->wb_lock);
+	if (wb_q_room(d) == 0) {
+		d->q_head = (d->q_head + d->q_cap - 1) % d->q_cap;
+		d->q[d->q_head] =
+			(struct dirty_item){ .idx = idx, .due_ms = 0 };
+		d->q_len++;
+		e->flags |= CE_F_QUEUED;
+		STAT_INC(d, early_pushes);
+		pthread_cond_signal(&d->wb_work);
+	}
+	pthread_mutex_unlock(&d->wb_lock);
 }
 
 /* An object version the map no longer names: delete it when no

@@ -102,6 +102,8 @@ def body(wd):
          ["push-threads"]),
         ("bad writeback-delay", ["cache=" + new] + base +
          ["writeback-delay=soon"], ["writeback-delay"]),
+        ("bad writeback-early", ["cache=" + new] + base +
+         ["writeback-early=soon"], ["writeback-early"]),
         ("bad max-dirty", ["cache=" + new] + base + ["max-dirty=lots"],
          ["max-dirty"]),
         ("bad direct-io", ["cache=" + new] + base + ["direct-io=maybe"],

@@ -156,7 +156,8 @@ def body(wd):
         t.skip("the tierbd command is not built (%s)" % CLI)
     rng = t.get_rng()
     dev = t.Device(wd, size="64M", chunk_size="1M", cache_size="64M",
-                   writeback_delay=600000, push_threads=1, max_dirty="60M",
+                   writeback_delay=600000, writeback_early=False,
+                   push_threads=1, max_dirty="60M",
                    probe="auto")
     m = dev.model
     dev.start()

@@ -577,6 +577,84 @@ static void test_readahead(void)
 	device_close(d);
 }
 
+/* writeback-early: chunks a sequential writer finished go up at once,
+ * long before writeback-delay; chunks it is still in, chunks it wrote
+ * before it was seen as sequential, and a random write that happens to
+ * end a chunk wait for the delay.  With writeback-early=false, all
+ * wait. */
+static struct device *early_dev(const char *name, bool early)
+{
+	struct device_conf c = conf_new();
+	char dir[160], spec[200];
+	struct device *d;
+
+	snprintf(dir, sizeof(dir), "%s/%s-cache", top, name);
+	snprintf(spec, sizeof(spec), "dir:%s/%s-store", top, name);
+	c.cache_dir = dir;
+	c.store.spec = spec;
+	c.cache_size = NCHUNKS * CHUNK;
+	c.max_dirty = NCHUNKS * CHUNK;
+	c.writeback_delay_ms = 600 * 1000;
+	c.writeback_late = !early;
+	c.readahead_off = true;
+	d = device_open(&c);
+	CHECK(d);
+	CHECK(device_start(d) == 0);
+	return d;
+}
+
+static void early_write(struct device *d)
+{
+	unsigned char buf[16384];
+
+	for (uint64_t off = 0; off < 12 * (uint64_t)CHUNK; off += sizeof(buf)) {
+		memset(buf, (int)(off / CHUNK) + 1, sizeof(buf));
+		CHECK(device_write(d, buf, sizeof(buf), off, 0) == 0);
+	}
+	/* not sequential, though it ends chunk 40 */
+	CHECK(device_write(d, buf, sizeof(buf),
+			   41 * (uint64_t)CHUNK - sizeof(buf), 0) == 0);
+}
+
+static void test_early_push(void)
+{
+	struct device *d = early_dev("early", true);
+	struct device_stats st;
+	unsigned char buf[CHUNK];
+
+	early_write(d);
+	/* The stream is sequential from the write that ends chunk 3 on
+	 * (POLICY_SEQ_MIN); chunk 11 is finished too. */
+	for (int i = 0; i < 500; i++) {
+		device_get_stats(d, &st);
+		if (st.uploads >= 9)
+			break;
+		usleep(10 * 1000);
+	}
+	CHECK(st.early_pushes == 9);
+	CHECK(st.uploads == 9);
+	for (uint64_t i = 0; i < 12; i++)
+		CHECK(d->ents[i].state ==
+		      (i < 3 ? CHUNK_HOT_DIRTY : CHUNK_HOT_CLEAN));
+	CHECK(d->ents[40].state == CHUNK_HOT_DIRTY);
+	CHECK(device_drain(d) == 0);
+	device_get_stats(d, &st);
+	CHECK(st.uploads == 13);
+	CHECK(device_read(d, buf, CHUNK, 7 * (uint64_t)CHUNK) == 0);
+	CHECK(buf[0] == 8 && buf[CHUNK - 1] == 8);
+	device_close(d);
+
+	d = early_dev("late", false);
+	early_write(d);
+	usleep(300 * 1000);
+	device_get_stats(d, &st);
+	CHECK(st.early_pushes == 0 && st.uploads == 0);
+	CHECK(device_drain(d) == 0);
+	device_get_stats(d, &st);
+	CHECK(st.uploads == 13);
+	device_close(d);
+}
+
 /* Lose the cache directory: the store alone reopens the device. */
 static void test_reopen_from_store(void)
 {
@@ -632,6 +710,7 @@ int main(void)
 	test_reclaim();
 	test_readahead();
 	test_reopen_from_store();
+	test_early_push();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	CHECK(system(cmd) == 0);

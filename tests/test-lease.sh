@@ -114,7 +114,7 @@ stop_pid "$c"
 # only in c's cache until SIGTERM; a new cache directory then opens the
 # device without force and finds it.
 start_nbdkit "$wd/c.sock" "$wd/c.pid" "$wd/c.log" "$TIERBD_PLUGIN" \
-	cache="$wd/c-cache" writeback-delay=600000 flush=local "${s3[@]}"
+	cache="$wd/c-cache" writeback-delay=600000 writeback-early=false flush=local "${s3[@]}"
 c=$NBDKIT_PID
 on_exit "kill_pid $c"
 write "$wd/c.sock" 131072 99

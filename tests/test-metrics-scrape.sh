@@ -154,7 +154,8 @@ def body(wd):
     if not os.access(CLI, os.X_OK):
         t.skip("the tierbd command is not built (%s)" % CLI)
     dev = t.Device(wd, size="32M", chunk_size="1M", cache_size="8M",
-                   writeback_delay=600000, max_dirty="7M")
+                   writeback_delay=600000, writeback_early=False,
+                   max_dirty="7M")
     m = dev.model
     dev.start(metrics="127.0.0.1:0")
     st = status(dev)
