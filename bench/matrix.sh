@@ -299,7 +299,7 @@ hot_section() {
 		# the uploads of dirty chunks (or max-dirty's brake)
 		nbdkit -f -U "$h/nowb.sock" "$plugin" size="${hot_mib}M" cache="$h/cache-nowb" \
 			cache-size="$((hot_mib * 5 / 4))M" store="dir:$h/store-nowb" \
-			writeback-delay=3600000 max-dirty="$((hot_mib * 5 / 4))M" 2>"$h/nowb.log" &
+			writeback-delay=3600000 writeback-early=false max-dirty="$((hot_mib * 5 / 4))M" 2>"$h/nowb.log" &
 		hpid[tierbd-nowb]=$!
 		pids+=($!)
 		hc+=(tierbd-nowb)

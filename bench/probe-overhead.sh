@@ -84,7 +84,7 @@ start() { # probe=on|off, more args
 	shift
 	rm -f "$dir/sock" "$dir/pid"
 	nbdkit -f -U "$dir/sock" -P "$dir/pid" "$plugin" cache="$dir/cache" \
-		probe="$mode" writeback-delay=3600000 \
+		probe="$mode" writeback-delay=3600000 writeback-early=false \
 		max-dirty="$((bytes * 5 / 4))" "$@" >>"$dir/nbdkit.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 300); do [ -s "$dir/pid" ] && break; sleep 0.1; done
