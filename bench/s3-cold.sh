@@ -27,8 +27,14 @@
 #                on the file it exposes, iodepth QDS
 #   curl         the limit: one `curl -Z --parallel-max P` process (libcurl
 #                multi, SigV4 by curl) GETting the very objects tierbd
-#                stores, or PUTting 1 MiB objects (UNSIGNED-PAYLOAD), for P
-#                in CURL_P; the limit of a round is its best P
+#                stores, or PUTting copies of them (64 of tierbd's chunk
+#                objects, each PUT 16 times under new keys; UNSIGNED-PAYLOAD),
+#                for P in CURL_P; the limit of a round is its best P
+#   curl-1M      with CURL_PUT_1M=1, curl PUTs 1 MiB random objects too (what
+#                this bench measured until e49d67b): not the limit, but it
+#                shows what the object size alone costs the store (tierbd's
+#                objects are 1 MiB + an 83-byte header; on the memstore OSD
+#                that doubles the OSD's CPU per object, docs/benchmarks.md)
 #   nbdkit S3    Debian's nbdkit-S3-plugin with nbdkit's cache filter, fio
 #                --ioengine=nbd at iodepth 16; nbdkit 1.32 refuses its 1 MiB
 #                block size (the reason is printed), so it runs with
@@ -53,7 +59,7 @@
 #   TIERBD_TUNED="" (if set, a second tierbd, "tierbd-tuned", runs in every
 #   round with these parameters; words starting with - go to nbdkit, e.g.
 #   TIERBD_TUNED="--threads=32 s3-connections=32 push-threads=16")
-#   WORKLOADS="read write" (either alone for a quick look)
+#   WORKLOADS="read write" (either alone for a quick look) CURL_PUT_1M=
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 runs=${RUNS:-5}
@@ -145,7 +151,7 @@ export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 export AWS_DEFAULT_REGION=us-east-1
 
 # keys PREFIX | count PREFIX | rm PREFIX (bench/s3util.py)
-s3util() { EP=$ep /usr/bin/python3 "$src/bench/s3util.py" "$1" "$bucket" "$2"; }
+s3util() { EP=$ep /usr/bin/python3 "$src/bench/s3util.py" "$1" "$bucket" "${@:2}"; }
 
 # ---- measuring -------------------------------------------------------------
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -397,9 +403,10 @@ curl_get() { # P ROUND
 		"$c_rss_kb"
 }
 
-curl_put() { # P ROUND
-	local pre=curl-w-$2-$1
-	awk -v ep="$ep/$bucket/$pre" -v up="$run/up" -v n="$nchunks" 'BEGIN {
+curl_put() { # P ROUND [NAME DIR]: PUT nchunks objects, copies of those in DIR
+	local name=${3:-curl} up=${4:-$run/up}
+	local pre=$name-w-$2-$1
+	awk -v ep="$ep/$bucket/$pre" -v up="$up" -v n="$nchunks" 'BEGIN {
 		for (i = 0; i < n; i++)
 			printf "upload-file = \"%s/%d\"\nurl = \"%s/%06d\"\noutput = \"/dev/null\"\n",
 				up, i % 64, ep, i }' >"$run/put.cfg"
@@ -410,7 +417,7 @@ curl_put() { # P ROUND
 	m_client=-
 	m_others=$(awk -v o="$m_others" -v t="$c_ticks" -v h="$hz" -v s="$c_secs" \
 		'BEGIN{o -= t/h/s; if (o < 0) o = 0; printf "%.2f", o}')
-	record write curl "p$1" "$2" \
+	record write "$name" "p$1" "$2" \
 		"$(awk -v b="$c_bytes" -v s="$c_secs" 'BEGIN{printf "%.1f", b/1048576/s}')" \
 		"$c_rss_kb"
 	s3util rm "$pre/"
@@ -474,8 +481,13 @@ n=$(s3util count tierbd-cold/chunks/)
 s3util keys tierbd-cold/chunks/ |
 	awk -v ep="$ep/$bucket" '{printf "url = \"%s/%s\"\noutput = \"/dev/null\"\n", ep, $1}' \
 		>"$run/get.cfg"
-mkdir -p "$run/up"
-for i in $(seq 0 63); do head -c 1048576 /dev/urandom >"$run/up/$i"; done
+# what curl PUTs: tierbd's own objects, byte for byte
+rm -rf "$run/up" "$run/up1m"
+mkdir -p "$run/up" "$run/up1m"
+s3util get tierbd-cold/chunks/ "$run/up" 64
+if [ -n "${CURL_PUT_1M:-}" ]; then
+	for i in $(seq 0 63); do head -c 1048576 /dev/urandom >"$run/up1m/$i"; done
+fi
 if [ "$nbs3_runs" -gt 0 ]; then nbs3_probe; fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -492,7 +504,10 @@ for r in $(seq "$runs"); do
 				tierbd_all write "$qd" "$r"
 			fi
 		done
-		for p in $curl_p; do curl_put "$p" "$r"; done
+		for p in $curl_p; do
+			curl_put "$p" "$r"
+			if [ -n "${CURL_PUT_1M:-}" ]; then curl_put "$p" "$r" curl-1M "$run/up1m"; fi
+		done
 	fi
 	if want read; then
 		for qd in $qds; do
@@ -546,7 +561,7 @@ print("| workload | contender | QD / parallel | MiB/s median (min..max) "
       "| vs s3backer, same QD | vs curl limit | RSS MiB | CPU s: server "
       "| client | store | others' cores |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
-order = {"tierbd": 0, "tierbd-tuned": 1, "s3backer": 2, "curl": 3}
+order = {"tierbd": 0, "tierbd-tuned": 1, "s3backer": 2, "curl": 3, "curl-1M": 4}
 for w, name in (("read", "cold read"), ("write", "write+drain")):
     ks = sorted((k for k in v if k[0] == w),
                 key=lambda k: (order.get(k[1], 4), k[1], int(k[2].lstrip("qdp"))))

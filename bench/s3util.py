@@ -4,6 +4,8 @@
 #   EP=URL s3util.py keys  BUCKET PREFIX   list the keys, one a line
 #   EP=URL s3util.py count BUCKET PREFIX   how many there are
 #   EP=URL s3util.py rm    BUCKET PREFIX   delete them all
+#   EP=URL s3util.py get   BUCKET PREFIX DIR N
+#                                         the first N objects into DIR/0..N-1
 #
 # Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.  Run with
 # /usr/bin/python3: Debian's boto3 is not seen by other pythons.
@@ -41,5 +43,13 @@ elif cmd == "rm":
             batch = []
     if batch:
         rm(batch)
+elif cmd == "get":
+    out, n = sys.argv[4], int(sys.argv[5])
+    got = 0
+    for i, k in zip(range(n), keys()):
+        s3.download_file(bucket, k, os.path.join(out, str(i)))
+        got += 1
+    if got < n:
+        sys.exit("s3util.py: only %d objects under %s" % (got, prefix))
 else:
-    sys.exit("usage: s3util.py keys|count|rm BUCKET PREFIX")
+    sys.exit("usage: s3util.py keys|count|rm BUCKET PREFIX, get BUCKET PREFIX DIR N")
