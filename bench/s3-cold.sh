@@ -30,6 +30,10 @@
 #                stores, or PUTting copies of them (64 of tierbd's chunk
 #                objects, each PUT 16 times under new keys; UNSIGNED-PAYLOAD),
 #                for P in CURL_P; the limit of a round is its best P
+#   curl-signed  with CURL_PUT_SIGNED=1, curl PUTs the same copies with
+#                each body's SHA-256 in x-amz-content-sha256 (RGW hashes
+#                the body and checks it), as tierbd does by default: the
+#                limit for tierbd without s3-unsigned-payload
 #   curl-1M      with CURL_PUT_1M=1, curl PUTs 1 MiB random objects too (what
 #                this bench measured until e49d67b): not the limit, but it
 #                shows what the object size alone costs the store (tierbd's
@@ -60,6 +64,7 @@
 #   round with these parameters; words starting with - go to nbdkit, e.g.
 #   TIERBD_TUNED="--threads=32 s3-connections=32 push-threads=16")
 #   WORKLOADS="read write" (either alone for a quick look) CURL_PUT_1M=
+#   CURL_PUT_SIGNED=
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 runs=${RUNS:-5}
@@ -374,13 +379,17 @@ print(json.loads(s[s.index("{"):])["jobs"][0]["job_runtime"] / 1000)' "$run/w.js
 }
 
 # ---- parallel curl ----------------------------------------------------------
-curl_run() { # CFG P SHA OUT: time a curl -Z run; sets c_secs c_bytes c_rss_kb c_ticks
-	local t0 t1
+# CFG P SHA OUT: time a curl -Z run; sets c_secs c_bytes c_rss_kb c_ticks.
+# SHA "-": CFG has a group of options per URL (curl_put_signed)
+curl_run() {
+	local t0 t1 opts=()
+	if [ "$3" != - ]; then
+		opts=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY"
+			-H "x-amz-content-sha256: $3" -w '%{http_code} %{size_download} %{size_upload}\n')
+	fi
 	t0=$(now)
 	/usr/bin/time -f '%M %U %S' -o "$run/curl.time" \
-		curl -sS --no-progress-meter -Z --parallel-max "$2" --aws-sigv4 "aws:amz:us-east-1:s3" \
-		--user "$S3_ACCESS_KEY:$S3_SECRET_KEY" -H "x-amz-content-sha256: $3" \
-		-K "$1" -w '%{http_code} %{size_download} %{size_upload}\n' >"$4"
+		curl -sS --no-progress-meter -Z --parallel-max "$2" "${opts[@]}" -K "$1" >"$4"
 	t1=$(now)
 	c_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')
 	awk '$1 !~ /^20[04]$/ {bad++} END {exit bad ? 1 : 0}' "$4" ||
@@ -405,13 +414,29 @@ curl_get() { # P ROUND
 
 curl_put() { # P ROUND [NAME DIR]: PUT nchunks objects, copies of those in DIR
 	local name=${3:-curl} up=${4:-$run/up}
-	local pre=$name-w-$2-$1
-	awk -v ep="$ep/$bucket/$pre" -v up="$up" -v n="$nchunks" 'BEGIN {
-		for (i = 0; i < n; i++)
-			printf "upload-file = \"%s/%d\"\nurl = \"%s/%06d\"\noutput = \"/dev/null\"\n",
-				up, i % 64, ep, i }' >"$run/put.cfg"
+	local pre=$name-w-$2-$1 sha=UNSIGNED-PAYLOAD
+	if [ "$name" = curl-signed ]; then
+		# a group of options per object: its own SHA-256, signed
+		sha=-
+		awk -v ep="$ep/$bucket/$pre" -v up="$up" -v n="$nchunks" \
+			-v cred="$S3_ACCESS_KEY:$S3_SECRET_KEY" -v shas="$run/up.sha" 'BEGIN {
+			while ((getline l < shas) > 0) { split(l, f, " "); h[f[2]] = f[1] }
+			for (i = 0; i < n; i++) {
+				if (i) print "next"
+				printf "aws-sigv4 = \"aws:amz:us-east-1:s3\"\nuser = \"%s\"\n", cred
+				printf "write-out = \"%%{http_code} %%{size_download} %%{size_upload}\\n\"\n"
+				printf "header = \"x-amz-content-sha256: %s\"\n", h[i % 64]
+				printf "upload-file = \"%s/%d\"\nurl = \"%s/%06d\"\noutput = \"/dev/null\"\n",
+					up, i % 64, ep, i
+			} }' >"$run/put.cfg"
+	else
+		awk -v ep="$ep/$bucket/$pre" -v up="$up" -v n="$nchunks" 'BEGIN {
+			for (i = 0; i < n; i++)
+				printf "upload-file = \"%s/%d\"\nurl = \"%s/%06d\"\noutput = \"/dev/null\"\n",
+					up, i % 64, ep, i }' >"$run/put.cfg"
+	fi
 	m_begin $$
-	curl_run "$run/put.cfg" "$1" UNSIGNED-PAYLOAD "$run/curl.out"
+	curl_run "$run/put.cfg" "$1" "$sha" "$run/curl.out"
 	m_end $$ 0
 	m_cpu=$(awk -v t="$c_ticks" -v h="$hz" 'BEGIN{printf "%.2f", t/h}')
 	m_client=-
@@ -485,6 +510,7 @@ s3util keys tierbd-cold/chunks/ |
 rm -rf "$run/up" "$run/up1m"
 mkdir -p "$run/up" "$run/up1m"
 s3util get tierbd-cold/chunks/ "$run/up" 64
+(cd "$run/up" && for i in $(seq 0 63); do echo "$(sha256sum <"$i" | cut -d' ' -f1) $i"; done) >"$run/up.sha"
 if [ -n "${CURL_PUT_1M:-}" ]; then
 	for i in $(seq 0 63); do head -c 1048576 /dev/urandom >"$run/up1m/$i"; done
 fi
@@ -506,6 +532,7 @@ for r in $(seq "$runs"); do
 		done
 		for p in $curl_p; do
 			curl_put "$p" "$r"
+			if [ -n "${CURL_PUT_SIGNED:-}" ]; then curl_put "$p" "$r" curl-signed; fi
 			if [ -n "${CURL_PUT_1M:-}" ]; then curl_put "$p" "$r" curl-1M "$run/up1m"; fi
 		done
 	fi
@@ -544,8 +571,8 @@ def fmt(xs, f="%.0f"):
     return (f + " (" + f + ".." + f + ")") % (st.median(xs), xs[0], xs[-1])
 def med(k):
     return st.median(x["mibs"] for x in v[k].values())
-def limit(w, r):            # the best curl P of round r
-    xs = [v[k][r]["mibs"] for k in v if k[0] == w and k[1] == "curl" and r in v[k]]
+def limit(w, r, c="curl"):  # the best curl P of round r
+    xs = [v[k][r]["mibs"] for k in v if k[0] == w and k[1] == c and r in v[k]]
     return max(xs) if xs else None
 def ratios(k, other):       # same-round ratios k / other(r)
     out = []
@@ -561,7 +588,8 @@ print("| workload | contender | QD / parallel | MiB/s median (min..max) "
       "| vs s3backer, same QD | vs curl limit | RSS MiB | CPU s: server "
       "| client | store | others' cores |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
-order = {"tierbd": 0, "tierbd-tuned": 1, "s3backer": 2, "curl": 3, "curl-1M": 4}
+order = {"tierbd": 0, "tierbd-tuned": 1, "s3backer": 2, "curl": 3,
+         "curl-signed": 4, "curl-1M": 5}
 for w, name in (("read", "cold read"), ("write", "write+drain")):
     ks = sorted((k for k in v if k[0] == w),
                 key=lambda k: (order.get(k[1], 4), k[1], int(k[2].lstrip("qdp"))))
@@ -592,6 +620,10 @@ for w, name in (("read", "cold read"), ("write", "write+drain")):
                   "reached" if st.median(rb) >= 2 else "NOT reached",
                   c, fmt(rc, "%.2f"),
                   "reached" if st.median(rc) >= 0.8 else "NOT reached"))
+        if w == "write" and any(k[1] == "curl-signed" for k in v):
+            rs = ratios(t, lambda r: limit(w, r, "curl-signed"))
+            print("  - %s/curl-signed limit (both hash every body) %s" % (
+                c, fmt(rs, "%.2f")))
 EOF
 echo
 echo "- ratios are taken within a round (same run), then the median (min..max) of the rounds;" \
