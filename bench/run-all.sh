@@ -66,7 +66,7 @@ want() { [[ " $which " == *" $1 "* ]]; }
 # ---- settings of each benchmark (full / QUICK) -------------------------------
 if [ "$quick" = 1 ]; then
 	matrix_env=(QUICK=1 RUNS="${RUNS:-1}")
-	s3cold_env=(RUNS=1 QDS=16 CURL_P=32 NBDKIT_S3_RUNS=0 SIZE_MIB=256)
+	s3cold_env=(RUNS=1 QDS=16 CURL_P=32 NBDKIT_S3_RUNS=0 SIZE_MIB=256 CURL_PUT_SIGNED=1)
 	hotfio_env=(SIZE=256M RUNS=1 RUNTIME=2)
 	probe_env=(SIZE=256M RUNS=1 RUNTIME=2)
 	restart_env=(RUNS=1 DRAIN_SIZE_MIB=256 DRAIN_WRITE_MIB=64 DRAIN_READ_MAX=10
@@ -76,7 +76,7 @@ if [ "$quick" = 1 ]; then
 	policy_env=(REQUESTS=100000 RECORD=0)
 else
 	matrix_env=(RUNS="${RUNS:-3}")
-	s3cold_env=(RUNS=1 QDS="1 16" CURL_P="32 64" NBDKIT_S3_RUNS=0)
+	s3cold_env=(RUNS=1 QDS="1 16" CURL_P="32 64" NBDKIT_S3_RUNS=0 CURL_PUT_SIGNED=1)
 	hotfio_env=(SIZE=1G RUNS=2 RUNTIME=4)
 	probe_env=(SIZE=1G RUNS=3 RUNTIME=4)
 	restart_env=(RUNS=1 DRAIN_SIZE_MIB=768 DRAIN_WRITE_MIB=256 DRAIN_READ_MAX=30
