@@ -399,5 +399,11 @@ int s3_conf_parse(struct s3 *s3, const struct store_conf *conf, const char *url)
 	    (r = parse_endpoint(s3, conf)) < 0 ||
 	    (r = find_credentials(s3, conf)) < 0)
 		return r;
+	if (s3->insecure && strncasecmp(s3->endpoint, "https:", 6) == 0)
+		tlog(&conf->log, LOG_WARN,
+		     "s3-insecure=true: the certificate of %s is not checked, "
+		     "so anyone on the path can read and change the data; "
+		     "for tests only (give s3-ca-bundle=FILE instead)",
+		     s3->endpoint);
 	return s3->cred_source ? 0 : -ENOMEM;
 }
