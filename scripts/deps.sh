@@ -25,7 +25,7 @@ test_pkgs=(
 	"${build_pkgs[@]}"
 	nbdfuse fuse3 e2fsprogs util-linux kmod curl fio
 	libclang-rt-14-dev
-	ceph-mon ceph-osd radosgw
+	ceph-mon ceph-osd radosgw openssl
 	qemu-system-x86 linux-image-amd64 busybox-static nbd-client cpio
 )
 

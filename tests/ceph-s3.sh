@@ -21,8 +21,12 @@
 #   OSD_STORE     memstore | bluestore  (default memstore; bluestore keeps a
 #                                        sparse 10 GiB file in CEPH_S3_DIR)
 #   START_TIMEOUT seconds               (default 120)
+#   S3_TLS_PORT   also serve https here, with a certificate for 127.0.0.1
+#                 and localhost signed by a CA made for this cluster
+#                 (openssl; $CEPH_S3_DIR/tls/ca.pem)
 # After "start", $CEPH_S3_DIR/s3.env holds S3_ENDPOINT, S3_ACCESS_KEY,
-# S3_SECRET_KEY and S3_REGION; the other commands read the ports from it.
+# S3_SECRET_KEY and S3_REGION (with S3_TLS_PORT also S3_TLS_ENDPOINT and
+# S3_CA_BUNDLE); the other commands read the ports from it.
 #
 # Only daemons whose pid files are in $CEPH_S3_DIR/run are ever signalled,
 # and only if the pid still belongs to the expected program.
@@ -52,6 +56,24 @@ wait_for() {
     [ $SECONDS -lt $end ] || return 1
     sleep 0.2
   done
+}
+
+# A CA and a server certificate it signed, for 127.0.0.1 and localhost;
+# for tests only (the keys are in $D/tls).
+make_tls() {
+  local t="$D/tls"
+  mkdir -p "$t"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tierbd test CA" \
+    -keyout "$t/ca.key" -out "$t/ca.pem" >"$t/openssl.out" 2>&1 ||
+    die "openssl: cannot make the CA ($t/openssl.out)"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$t/server.key" -out "$t/server.csr" >>"$t/openssl.out" 2>&1 ||
+    die "openssl: cannot make the server key ($t/openssl.out)"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/san.ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+    -CAcreateserial -days 2 -extfile "$t/san.ext" -out "$t/server.pem" \
+    >>"$t/openssl.out" 2>&1 ||
+    die "openssl: cannot sign the server certificate ($t/openssl.out)"
 }
 
 # the settings of a started cluster: ports and keys from s3.env
@@ -108,7 +130,7 @@ do_install() {
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
-    --no-install-recommends ceph-mon ceph-osd radosgw curl
+    --no-install-recommends ceph-mon ceph-osd radosgw curl openssl
 }
 
 do_stop() {
@@ -128,6 +150,9 @@ do_start() {
   for b in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool curl; do
     command -v "$b" >/dev/null || die "$b not found (run: $0 install)"
   done
+  if [ -n "${S3_TLS_PORT:-}" ] && ! command -v openssl >/dev/null; then
+    die "openssl not found, needed for S3_TLS_PORT (run: $0 install)"
+  fi
   [ -d "$D/run" ] && do_stop
   local t0=$SECONDS
   rm -rf "$D"
@@ -147,6 +172,13 @@ bluestore_cache_size = 134217728"
   else
     osdconf="osd_objectstore = memstore
 memstore_device_bytes = 8589934592"
+  fi
+  local frontends="beast endpoint=127.0.0.1:$S3_PORT"
+  if [ -n "${S3_TLS_PORT:-}" ]; then
+    make_tls
+    frontends="$frontends ssl_endpoint=127.0.0.1:$S3_TLS_PORT"
+    frontends="$frontends ssl_certificate=$D/tls/server.pem"
+    frontends="$frontends ssl_private_key=$D/tls/server.key"
   fi
   cat >"$CEPH_CONF" <<EOF
 [global]
@@ -190,7 +222,7 @@ osd_data = $D/osd/\$cluster-\$id
 osd_crush_update_on_start = false
 $osdconf
 [client.rgw.a]
-rgw_frontends = beast endpoint=127.0.0.1:$S3_PORT
+rgw_frontends = $frontends
 rgw_data = $D/rgw
 rgw_dns_name = localhost
 EOF
@@ -230,6 +262,12 @@ S3_ACCESS_KEY=$AK
 S3_SECRET_KEY=$SK
 S3_REGION=us-east-1
 EOF
+  if [ -n "${S3_TLS_PORT:-}" ]; then
+    printf 'S3_TLS_ENDPOINT=https://127.0.0.1:%s\nS3_CA_BUNDLE=%s\n' \
+      "$S3_TLS_PORT" "$D/tls/ca.pem" >>"$D/s3.env"
+    wait_for 30 curl -s --cacert "$D/tls/ca.pem" -o /dev/null \
+      "https://127.0.0.1:$S3_TLS_PORT/" || die "radosgw does not answer https"
+  fi
   echo "ceph-s3: radosgw ready at http://127.0.0.1:$S3_PORT after" \
     "$((SECONDS - t0)) s (pids mon=$(cat "$D/run/mon.a.pid")" \
     "osd=$(cat "$D/run/osd.$id.pid") rgw=$(cat "$D/run/client.rgw.a.pid"))"

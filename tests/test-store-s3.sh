@@ -6,7 +6,9 @@
 #   test-store-s3.sh [PATH/TO/test-store]
 #
 # 1. the conformance suite (test-store) on s3://BUCKET/PREFIX;
-# 2. every credential source, and virtual-host addressing;
+# 2. every credential source, virtual-host addressing, and https (RGW
+#    also serves TLS with a certificate from a CA made for the test):
+#    with s3-ca-bundle, with s3-insecure, and refused without either;
 # 3. open fails at once, with a message saying what to fix, for a wrong
 #    secret, an unknown access key, an unknown bucket, no credentials,
 #    and a server that is not running;
@@ -43,7 +45,8 @@ export CEPH_S3_DIR
 CEPH_S3_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tierbd-s3.XXXXXX")
 S3_PORT=$(free_port)
 MON_PORT=$(free_port)
-export S3_PORT MON_PORT
+S3_TLS_PORT=$(free_port)
+export S3_PORT MON_PORT S3_TLS_PORT
 bg_pid=
 
 cleanup() {
@@ -115,6 +118,16 @@ HOME=$CEPH_S3_DIR/home AWS_PROFILE=ceph \
 run "virtual-host addressing" --endpoint="http://localhost:$S3_PORT" \
   --virtual-host --region="$S3_REGION" --access-key="$S3_ACCESS_KEY" \
   --secret-key="$S3_SECRET_KEY" --mode=smoke "s3://$bucket/vhost"
+
+run "https with s3-ca-bundle" --endpoint="$S3_TLS_ENDPOINT" \
+  --ca-bundle="$S3_CA_BUNDLE" "${keys[@]:1}" --mode=smoke "s3://$bucket/tls"
+run "https with s3-insecure" --endpoint="$S3_TLS_ENDPOINT" --insecure \
+  "${keys[@]:1}" --mode=smoke "s3://$bucket/tls-insecure"
+run "https, certificate from an unknown CA" --mode=open-fail \
+  --max-open-ms=5000 --endpoint="$S3_TLS_ENDPOINT" "${keys[@]:1}" \
+  --expect="TLS with $S3_TLS_ENDPOINT failed" \
+  --expect="give the CA that signed its certificate with s3-ca-bundle=FILE" \
+  "s3://$bucket/x"
 
 # ---- 3. open fails with a clear message ------------------------------------
 run "wrong secret" --mode=open-fail --max-open-ms=5000 \

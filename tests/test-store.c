@@ -22,8 +22,9 @@
  *
  * S3 options: --endpoint= --region= --access-key= --secret-key=
  * --credentials-file= --profile= --virtual-host --timeout-ms=
- * --retry-ms= --connections=.  No logged message may contain the secret
- * key or any --forbid=TEXT.  Exit 0 = pass, 1 = fail.
+ * --retry-ms= --connections= --ca-bundle= --insecure.  No logged
+ * message may contain the secret key or any --forbid=TEXT.  Exit 0 =
+ * pass, 1 = fail.
  */
 #include <assert.h>
 #include <errno.h>
@@ -1571,6 +1572,8 @@ int main(int argc, char **argv)
 		O_SECONDS,
 		O_THREADS,
 		O_KEYS,
+		O_CA,
+		O_INSECURE,
 	};
 	static const struct option opts[] = {
 		{ "mode", 1, NULL, O_MODE },
@@ -1590,6 +1593,8 @@ int main(int argc, char **argv)
 		{ "seconds", 1, NULL, O_SECONDS },
 		{ "threads", 1, NULL, O_THREADS },
 		{ "keys", 1, NULL, O_KEYS },
+		{ "ca-bundle", 1, NULL, O_CA },
+		{ "insecure", 0, NULL, O_INSECURE },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, r;
@@ -1651,6 +1656,12 @@ int main(int argc, char **argv)
 			break;
 		case O_KEYS:
 			nlist = (unsigned)atoi(optarg);
+			break;
+		case O_CA:
+			conf.s3_ca_bundle = optarg;
+			break;
+		case O_INSECURE:
+			conf.s3_insecure = 1;
 			break;
 		default:
 			usage();
