@@ -414,27 +414,23 @@ curl_get() { # P ROUND
 
 curl_put() { # P ROUND [NAME DIR]: PUT nchunks objects, copies of those in DIR
 	local name=${3:-curl} up=${4:-$run/up}
-	local pre=$name-w-$2-$1 sha=UNSIGNED-PAYLOAD
-	if [ "$name" = curl-signed ]; then
-		# a group of options per object: its own SHA-256, signed
-		sha=-
-		awk -v ep="$ep/$bucket/$pre" -v up="$up" -v n="$nchunks" \
-			-v cred="$S3_ACCESS_KEY:$S3_SECRET_KEY" -v shas="$run/up.sha" 'BEGIN {
+	local pre=$name-w-$2-$1 sha=UNSIGNED-PAYLOAD signed=0
+	# curl-signed: a group of options per object, with its own SHA-256
+	[ "$name" = curl-signed ] && sha=- signed=1
+	awk -v ep="$ep/$bucket/$pre" -v up="$up" -v n="$nchunks" -v signed="$signed" \
+		-v cred="$S3_ACCESS_KEY:$S3_SECRET_KEY" -v shas="$run/up.sha" 'BEGIN {
+		if (signed)
 			while ((getline l < shas) > 0) { split(l, f, " "); h[f[2]] = f[1] }
-			for (i = 0; i < n; i++) {
+		for (i = 0; i < n; i++) {
+			if (signed) {
 				if (i) print "next"
 				printf "aws-sigv4 = \"aws:amz:us-east-1:s3\"\nuser = \"%s\"\n", cred
 				printf "write-out = \"%%{http_code} %%{size_download} %%{size_upload}\\n\"\n"
 				printf "header = \"x-amz-content-sha256: %s\"\n", h[i % 64]
-				printf "upload-file = \"%s/%d\"\nurl = \"%s/%06d\"\noutput = \"/dev/null\"\n",
-					up, i % 64, ep, i
-			} }' >"$run/put.cfg"
-	else
-		awk -v ep="$ep/$bucket/$pre" -v up="$up" -v n="$nchunks" 'BEGIN {
-			for (i = 0; i < n; i++)
-				printf "upload-file = \"%s/%d\"\nurl = \"%s/%06d\"\noutput = \"/dev/null\"\n",
-					up, i % 64, ep, i }' >"$run/put.cfg"
-	fi
+			}
+			printf "upload-file = \"%s/%d\"\nurl = \"%s/%06d\"\noutput = \"/dev/null\"\n",
+				up, i % 64, ep, i
+		} }' >"$run/put.cfg"
 	m_begin $$
 	curl_run "$run/put.cfg" "$1" "$sha" "$run/curl.out"
 	m_end $$ 0
@@ -510,7 +506,7 @@ s3util keys tierbd-cold/chunks/ |
 rm -rf "$run/up" "$run/up1m"
 mkdir -p "$run/up" "$run/up1m"
 s3util get tierbd-cold/chunks/ "$run/up" 64
-(cd "$run/up" && for i in $(seq 0 63); do echo "$(sha256sum <"$i" | cut -d' ' -f1) $i"; done) >"$run/up.sha"
+(cd "$run/up" && sha256sum $(seq 0 63)) >"$run/up.sha" # "HASH  N" lines
 if [ -n "${CURL_PUT_1M:-}" ]; then
 	for i in $(seq 0 63); do head -c 1048576 /dev/urandom >"$run/up1m/$i"; done
 fi

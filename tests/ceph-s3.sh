@@ -147,12 +147,10 @@ do_stop() {
 
 do_start() {
   local b
-  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool curl; do
+  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool curl \
+    ${S3_TLS_PORT:+openssl}; do
     command -v "$b" >/dev/null || die "$b not found (run: $0 install)"
   done
-  if [ -n "${S3_TLS_PORT:-}" ] && ! command -v openssl >/dev/null; then
-    die "openssl not found, needed for S3_TLS_PORT (run: $0 install)"
-  fi
   [ -d "$D/run" ] && do_stop
   local t0=$SECONDS
   rm -rf "$D"
