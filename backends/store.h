@@ -53,6 +53,13 @@ struct store_ops {
 	int (*get_into)(struct store *st, const char *key, void *buf,
 			size_t cap, size_t *len);
 
+	/* Read bytes [off, off+len) of an object into buf (room for len
+	 * bytes); *got is how many there were: fewer at the object's end,
+	 * 0 when off is at or past it.  -ENOENT when absent.  Optional:
+	 * callers use store_get_range(), which falls back to get. */
+	int (*get_range)(struct store *st, const char *key, uint64_t off,
+			 size_t len, void *buf, size_t *got);
+
 	/* Write a whole object; durable in the store when it returns 0. */
 	int (*put)(struct store *st, const char *key, const void *buf,
 		   size_t len);
@@ -116,6 +123,10 @@ struct store *store_open(const struct store_conf *conf);
 
 struct store *dir_store_open(const struct store_conf *conf, const char *path);
 struct store *s3_store_open(const struct store_conf *conf, const char *url);
+
+/* ops->get_range, or get and a copy where a store has none. */
+int store_get_range(struct store *st, const char *key, uint64_t off, size_t len,
+		    void *buf, size_t *got);
 
 /* ops->get_into, or get and a copy where a store has no get_into. */
 int store_get_into(struct store *st, const char *key, void *buf, size_t cap,
