@@ -51,7 +51,10 @@
  *                next u32, spare u32
  *   extent (32): off u32, len u32 (the live range, chunk-relative),
  *                seq u64 (segment; 0 never), pos u32 (the DATA frame's
- *                pos in that segment; CKPT_ZERO_POS for zeros),
+ *                pos in that segment, an offset in its object: the frame
+ *                is bytes [pos, pos + 48 + flen), checked by
+ *                seg_frame_check with the chunk's offset + fstart and
+ *                flen; CKPT_ZERO_POS for zeros),
  *                flen u32 (the frame's data length; 0 for zeros),
  *                fstart u32 (chunk-relative offset of the frame's first
  *                data byte), spare u32
@@ -118,25 +121,31 @@ static inline size_t ckpt_raw_len(uint64_t nentries, uint64_t nextents)
 
 /* Encode one part: info->nentries entries, and, after each entry in
  * order, its next extents (exts holds all of them, in that order;
- * info->nextents in all).  Checks what ckpt_decode checks (below) and
- * returns -EINVAL when the input would not decode, -EFBIG past
- * CKPT_PART_MAX_RAW.  *out is malloc'd, *len its size. */
+ * info->nextents in all; `first` is not read).  Checks what ckpt_decode
+ * checks (below) and returns -EINVAL when the input would not decode,
+ * -EFBIG past CKPT_PART_MAX_RAW.  *out is malloc'd, *len its size. */
 int ckpt_encode(const struct ckpt_info *info, const struct ckpt_entry *ents,
 		const struct ckpt_extent *exts, void **out, size_t *len);
 
 /* Decode one part.  Fills *info; *ents (info->nentries, with `first`
  * set) and *exts (info->nextents) are malloc'd (NULL when empty).
- * Checks magic, version (-ENOTSUP), kind, sizes, both hashes, that the
- * payload decompresses to exactly raw_len bytes, part < nparts, and
- * every entry: index strictly increasing and below the device's chunk
- * count; gen < gen_floor; FULL and LOCAL entries hold data (gen != 0 or
- * extents); sum of next == nextents; extents of a chunk in increasing
+ * Checks magic, version (-ENOTSUP), kind, chunk_shift 16..26,
+ * device_size != 0, num != 0, sizes (payload_len the rest of obj,
+ * raw_len as above and <= CKPT_PART_MAX_RAW, no payload at all when
+ * raw_len is 0), both hashes, that the payload decompresses to exactly
+ * raw_len bytes, part < nparts, and every entry: index strictly
+ * increasing and below the device's chunk count; gen < gen_floor; FULL
+ * entries hold data (gen != 0 or extents), LOCAL entries have extents;
+ * sum of next == nextents; extents of a chunk in increasing
  * off order, not overlapping, len > 0, off + len <= the chunk's size,
  * seq != 0 and seq <= seg_seq; a data extent has fstart <= off and off +
  * len <= fstart + flen <= chunk size; a zero extent has pos ==
  * CKPT_ZERO_POS, flen 0, fstart == off.  DELTA has prev_num != 0,
- * others prev_num == 0.  -EBADMSG on any violation.  Never reads
- * outside obj[0..len). */
+ * others prev_num == 0 and prev_epoch == 0.  -EBADMSG on any violation.
+ * Never reads outside obj[0..len).  What holds across the parts of one
+ * checkpoint (the same header but for part and the counts, indexes
+ * increasing from part to part, every part present) is the caller's to
+ * check. */
 int ckpt_decode(const void *obj, size_t len, struct ckpt_info *info,
 		struct ckpt_entry **ents, struct ckpt_extent **exts);
 

@@ -28,7 +28,8 @@
  *   8  lsn          8  this record's position
  *  16  device_id    8
  *  24  offset       8  device byte offset (WRITE, ZERO, TRIM); 0 for PAD
- *  32  length       4  device bytes (WRITE, ZERO, TRIM); 0 for PAD
+ *  32  length       4  device bytes (WRITE, ZERO, TRIM: 1..
+ *                      LOGREC_MAX_LENGTH); 0 for PAD
  *  36  span         4  bytes the record takes in the log, header included:
  *                      WRITE align + ROUND_UP(length, align); ZERO and
  *                      TRIM align; PAD at least align, a multiple of it
@@ -50,7 +51,9 @@
 #define LOGREC_HDR_LEN 64
 #define LOGREC_ALIGN_SHIFT_MIN 9
 #define LOGREC_ALIGN_SHIFT_MAX 12
-/* The largest data a record carries: nbdkit's largest request. */
+/* The largest range a record covers: nbdkit's largest write.  nbdkit
+ * passes zero and trim requests up to 4 GiB - 1: the engine logs a
+ * longer one as several records. */
 #define LOGREC_MAX_LENGTH (64u << 20)
 
 enum logrec_type {
@@ -71,7 +74,10 @@ struct logrec {
 	uint64_t data_hash;
 };
 
-/* The span of a WRITE, ZERO or TRIM record of `length` device bytes. */
+/* The span of a WRITE, ZERO or TRIM record of `length` device bytes;
+ * 0 (no valid span) for a length such a record cannot carry (0, or
+ * above LOGREC_MAX_LENGTH), for PAD (its span is its size) and for an
+ * align_shift outside 9..12. */
 uint32_t logrec_span(enum logrec_type type, uint32_t length,
 		     unsigned align_shift);
 
@@ -83,16 +89,18 @@ void logrec_encode(const struct logrec *r, unsigned align_shift, void *hdr);
 /* Decode the header block hdr (len bytes, at least LOGREC_HDR_LEN) of a
  * log whose alignment is 2^align_shift.  Checks magic, hdr_hash, type,
  * flags, align_shift == the log's, span consistent with type, length and
- * alignment, length <= LOGREC_MAX_LENGTH, offset + length without
- * overflow, PAD's offset and length zero.  Returns 0, -EBADMSG (not a
- * record of this log: garbage, torn, another alignment) or -ENOTSUP (a
- * valid header of an unknown type or flag).  Does not check lsn or
- * device_id: the caller knows what it expects.  Never reads outside
- * hdr[0..len). */
+ * alignment, 0 < length <= LOGREC_MAX_LENGTH (WRITE, ZERO, TRIM),
+ * offset + length without overflow, PAD's offset and length zero,
+ * data_hash zero but for WRITE.  Returns 0, -EBADMSG (not a record of
+ * this log: garbage, torn, another alignment, even of an unknown type)
+ * or -ENOTSUP (a valid header of an unknown type or flag).  Does not
+ * check lsn or device_id: the caller knows what it expects.  Never
+ * reads outside hdr[0..len). */
 int logrec_decode(const void *hdr, size_t len, unsigned align_shift,
 		  struct logrec *r);
 
-/* 0 if data (r->length bytes) matches r->data_hash, else -EBADMSG. */
+/* 0 if data (r->length bytes) matches r->data_hash, else -EBADMSG.
+ * Records other than WRITE carry no data: 0, and data is not read. */
 int logrec_check_data(const struct logrec *r, const void *data);
 
 #endif
