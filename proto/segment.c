@@ -131,16 +131,16 @@ static int check_overlap(const struct seg_frame *frames, uint32_t n)
 /* The rules of one frame but for its flags (checked by the callers, as
  * they answer differently) and, for DATA, its pos and hash (computed
  * by the encoder, checked against the payload area by the decoder).
- * device_size is UINT64_MAX when unknown (the encoder): a BASE or TRIM
- * frame may then be shorter than a chunk. */
+ * The encoder does not know the device's size (sized false): a BASE or
+ * TRIM frame may then be shorter than a chunk. */
 static bool check_frame(const struct seg_frame *f, unsigned chunk_shift,
-			uint64_t device_size)
+			bool sized, uint64_t device_size)
 {
 	uint64_t chunk = UINT64_C(1) << chunk_shift;
 
 	if (f->length == 0 || f->offset > UINT64_MAX - f->length)
 		return false;
-	if (f->offset + f->length > device_size)
+	if (sized && f->offset + f->length > device_size)
 		return false;
 	switch (f->kind) {
 	case SEG_DATA:
@@ -157,8 +157,7 @@ static bool check_frame(const struct seg_frame *f, unsigned chunk_shift,
 		if (!IS_ALIGNED(f->offset, chunk) || f->length > chunk)
 			return false;
 		/* a whole chunk: shorter only as the device's last one */
-		if (device_size != UINT64_MAX &&
-		    f->length != MIN(chunk, device_size - f->offset))
+		if (sized && f->length != MIN(chunk, device_size - f->offset))
 			return false;
 		if (f->pos)
 			return false;
@@ -221,7 +220,7 @@ long seg_encode(struct seg_info *info, struct seg_frame *frames,
 		c.pos = 0;
 		if (c.kind == SEG_DATA)
 			c.a = 0;
-		if (!check_frame(&c, info->chunk_shift, UINT64_MAX))
+		if (!check_frame(&c, info->chunk_shift, false, 0))
 			return -EINVAL;
 	}
 	r = check_overlap(frames, nframes);
@@ -396,7 +395,7 @@ int seg_decode_index(const void *buf, size_t len, const struct seg_info *info,
 				goto fail;
 			prev_end = fend;
 		}
-		if (!check_frame(f, h.chunk_shift, device_size))
+		if (!check_frame(f, h.chunk_shift, true, device_size))
 			goto fail;
 	}
 	r = check_overlap(fr, h.nframes);

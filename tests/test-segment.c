@@ -246,6 +246,24 @@ static void test_roundtrips(void)
 		CHECK(decode_all(obj, len, dev - 1) == -EBADMSG);
 		free(obj);
 	}
+	/* the largest device, 2^64 - 1 bytes: its last chunk is one byte
+	 * short, and only there may a BASE be */
+	{
+		uint64_t c = 64 * KiB, last = UINT64_MAX - (c - 1);
+		struct seg_frame f[] = {
+			other_frame(SEG_BASE, last, (uint32_t)c - 1, 1, 2),
+			data_frame(last - 1, 1),
+		};
+
+		info = base_info(16);
+		obj = encode(&info, f, 2, &len);
+		check_decodes_to(obj, len, &info, f, 2, UINT64_MAX);
+		free(obj);
+		f[0].offset = 0;
+		obj = encode(&info, f, 2, &len);
+		CHECK(decode_all(obj, len, UINT64_MAX) == -EBADMSG);
+		free(obj);
+	}
 }
 
 /* The largest frame: a whole 64 MiB chunk of data. */
