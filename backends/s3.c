@@ -15,10 +15,11 @@
  * message saying what to fix, after a short retry (S3_OPEN_RETRY_MS),
  * not the minute a running device would wait.
  *
- * The ops map onto GET / PUT / HEAD object, DeleteObjects (1000 keys
- * per request, per-key errors read from the reply, transient ones sent
- * again) and ListObjectsV2 with continuation tokens.  Requests, retries
- * and errno mapping are in s3_http.c, XML in s3_xml.c.
+ * The ops map onto GET (with a Range for get_range) / PUT / HEAD
+ * object, DeleteObjects (1000 keys per request, per-key errors read
+ * from the reply, transient ones sent again) and ListObjectsV2 with
+ * continuation tokens.  Requests, retries and errno mapping are in
+ * s3_http.c, XML in s3_xml.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -93,7 +94,9 @@ static int get_object(struct s3 *s3, const char *key, struct s3_req *req)
 		r = -EIO;
 	if (r == 0) {
 		S3_COUNT(s3, gets, 1);
-		S3_COUNT(s3, bytes_in, req->resp.len);
+		/* not a 416's error body */
+		if (req->status < 300)
+			S3_COUNT(s3, bytes_in, req->resp.len);
 	}
 	return r;
 }
@@ -130,6 +133,67 @@ static int s3_get_into(struct store *st, const char *key, void *buf, size_t cap,
 	if (r < 0)
 		return s3_result(s3, r);
 	*len = req.resp.len;
+	return 0;
+}
+
+/* Bytes [off, off + len): a GET with "Range: bytes=off-(off+len-1)".
+ * A 206 reply is written straight into buf (fewer bytes at the end of
+ * the object); 416 means off is at or past the end: no bytes; a 200 is
+ * the whole object from a server that ignores Range, and the range is
+ * copied out of it (s3_http.c keeps every reply but a 206 out of buf).
+ * The Content-Range of a 206 is not checked: a reader checks what it
+ * reads (seg_frame_check).  len 0, or an offset no S3 object reaches,
+ * asks for byte 0 only to learn whether the object exists. */
+static int s3_get_range(struct store *st, const char *key, uint64_t off,
+			size_t len, void *buf, size_t *got)
+{
+	struct s3 *s3 = (struct s3 *)st;
+	const uint64_t far = UINT64_C(1) << 62;
+	uint8_t scratch[1];
+	char range[64];
+	bool probe = len == 0 || off >= far;
+	struct s3_req req = { .range = range };
+	uint64_t first = 0, last = 0;
+	size_t n = 0;
+	int r;
+
+	if (!buf && len)
+		return s3_result(s3, -EINVAL);
+	if (probe) {
+		req.resp = (struct s3_buf){ .data = (char *)scratch,
+					    .cap = 1,
+					    .fixed = true };
+	} else {
+		req.resp = (struct s3_buf){ .data = buf,
+					    .cap = len,
+					    .fixed = true };
+		first = off;
+		last = len - 1 > far - off ? far : off + len - 1;
+	}
+	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, first,
+		 last);
+	r = get_object(s3, key, &req);
+	if (r == -EFBIG)
+		r = -EIO; /* a 206 longer than the range asked for */
+	if (r == 0 && !probe) {
+		if (req.status == 206 && req.resp.len > len)
+			r = -EIO;
+		else if (req.status == 206)
+			n = req.resp.len;
+		else if (req.status == 200 && off < req.resp.len)
+			n = req.resp.len - off < len ? req.resp.len - off : len;
+		else if (req.status != 200 && req.status != 416)
+			r = -EIO;
+		/* a 206 is in buf, unless a retry's reply went elsewhere */
+		if (r == 0 && n && req.resp.data != buf)
+			memcpy(buf,
+			       req.resp.data + (req.status == 200 ? off : 0),
+			       n);
+	}
+	s3_buf_free(&req.resp); /* frees only a buffer of its own */
+	if (r < 0)
+		return s3_result(s3, r);
+	*got = n;
 	return 0;
 }
 
@@ -515,6 +579,7 @@ static const struct store_ops s3_ops = {
 	.name = "s3",
 	.get = s3_get,
 	.get_into = s3_get_into,
+	.get_range = s3_get_range,
 	.put = s3_put,
 	.del = s3_del,
 	.head = s3_head,

@@ -33,6 +33,7 @@
  *   404                    -ENOENT     (not_found)
  *   401, 403               -EACCES     (denied); 403 QuotaExceeded -ENOSPC
  *   400, 411..416          -EINVAL     (client_errors)
+ *   416 to a ranged GET    0           (nothing at or past that offset)
  *   405, 501               -EOPNOTSUPP (client_errors / server_errors)
  *   507                    -ENOSPC     (server_errors)
  *   other 3xx, 4xx         -EIO        (client_errors)
@@ -289,6 +290,12 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *opaque)
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
 	if (status >= 300 && b->len + n > S3_ERROR_BODY_MAX)
 		return 0; /* an error reply has no business being this big */
+	/* A ranged GET's fixed buffer is the caller's and has room for the
+	 * range only: any other reply (an error's body, a 200 with the
+	 * whole object from a server that ignores Range) goes to a buffer
+	 * of its own, which the caller frees. */
+	if (x->req->range && b->fixed && status != 206)
+		*b = (struct s3_buf){ 0 };
 	if (!x->sized) {
 		curl_off_t cl = -1;
 
@@ -374,6 +381,8 @@ static struct curl_slist *build_headers(struct s3 *s3, const struct s3_req *req)
 		ADD("Content-Type: %s", req->content_type);
 	if (req->content_md5)
 		ADD("Content-MD5: %s", req->content_md5);
+	if (req->range)
+		ADD("Range: %s", req->range);
 	if (s3->session_token) {
 		/* may be long: no snprintf into line */
 		char *h;
@@ -524,6 +533,10 @@ static enum verdict judge(struct s3 *s3, struct s3_req *req, int *err)
 
 	if (st >= 200 && st < 300) {
 		*err = 0;
+		return V_DONE;
+	}
+	if (st == 416 && req->range) {
+		*err = 0; /* the range starts at or past the end */
 		return V_DONE;
 	}
 	if (req->resp.len)

@@ -96,6 +96,9 @@ struct s3_req {
 	unsigned retry_ms;	  /* retry budget; 0: the store's s3_retry_ms */
 	bool quiet_404; /* a 404 is an expected answer: do not log it */
 	bool quiet;	/* log nothing (the caller explains failures) */
+	/* "bytes=A-B" for a ranged GET (s3.c get_range): a fixed resp then
+	 * takes only a 206 reply, and a 416 is no error (no bytes there) */
+	const char *range;
 
 	long status;	    /* last HTTP status, 0 if none */
 	CURLcode curl_code; /* last CURLcode */

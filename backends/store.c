@@ -50,3 +50,24 @@ int store_get_into(struct store *st, const char *key, void *buf, size_t cap,
 	*len = n;
 	return 0;
 }
+
+int store_get_range(struct store *st, const char *key, uint64_t off, size_t len,
+		    void *buf, size_t *got)
+{
+	void *obj;
+	size_t n;
+	int r;
+
+	if (st->ops->get_range)
+		return st->ops->get_range(st, key, off, len, buf, got);
+	if (!buf && len)
+		return -EINVAL;
+	r = st->ops->get(st, key, &obj, &n);
+	if (r < 0)
+		return r;
+	*got = off < n ? (n - off < len ? n - off : len) : 0;
+	if (*got)
+		memcpy(buf, (char *)obj + off, *got);
+	free(obj);
+	return 0;
+}

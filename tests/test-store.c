@@ -432,6 +432,129 @@ static void test_dir_specific(struct store *st)
 	log_len = 0;
 }
 
+/* get_range (store.h): bytes [off, off + len) of an object, through the
+ * store's own op and through store_get_range's fallback (get and copy,
+ * the store's op hidden).  Whole, more than whole, middle, across the
+ * end, the last byte, at and past the end, an offset whose end wraps,
+ * nothing asked for, an empty object, absent keys, bad arguments; no
+ * byte written past len; the counters of the store's own op. */
+static void test_get_range(struct store *st)
+{
+	const size_t size = 300000;
+	uint8_t *obj = malloc(size);
+	const struct {
+		uint64_t off;
+		size_t len, want;
+	} cases[] = {
+		{ 0, size, size },
+		{ 0, size + 1000, size },
+		{ 12345, 5000, 5000 },
+		{ 70000, 100000, 100000 },
+		{ size - 1000, 5000, 1000 },
+		{ size - 1, 1, 1 },
+		{ 0, 1, 1 },
+		{ size, 10, 0 },
+		{ size + 1, 10, 0 },
+		{ UINT64_C(1) << 40, 10, 0 },
+		{ UINT64_MAX - 5, 10, 0 },
+		{ 5, 0, 0 },
+	};
+	const struct store_ops *own = st->ops;
+	struct store_ops fallback = *own;
+	struct store_stats s0, s1;
+
+	fallback.get_range = NULL;
+	fill(obj, size, 11);
+	CHECK_R(st->ops->put(st, "r/obj", obj, size), 0);
+	CHECK_R(st->ops->put(st, "r/empty", "", 0), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		const char *how = pass ? "fallback" : "get_range";
+		uint64_t got_bytes = 0;
+		unsigned ok = 0;
+
+		st->ops = pass ? &fallback : own;
+		st->ops->stats(st, &s0);
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			size_t len = cases[i].len, got = 12345;
+			uint8_t *buf = malloc(len + 64);
+
+			memset(buf, 0xc3, len + 64);
+			CHECK_R(store_get_range(st, "r/obj", cases[i].off, len,
+						buf, &got),
+				0);
+			CHECK(got == cases[i].want &&
+				      (!got || memcmp(buf, obj + cases[i].off,
+						      got) == 0),
+			      "%s [%" PRIu64 ", +%zu): %zu bytes, want %zu",
+			      how, cases[i].off, len, got, cases[i].want);
+			for (size_t j = len; j < len + 64; j++)
+				if (buf[j] != 0xc3) {
+					CHECK(0,
+					      "%s [%" PRIu64 ", +%zu): "
+					      "written past len",
+					      how, cases[i].off, len);
+					break;
+				}
+			free(buf);
+			got_bytes += got;
+			ok++;
+		}
+		{
+			uint8_t b[16];
+			size_t got = 1;
+
+			CHECK_R(store_get_range(st, "r/empty", 0, 10, b, &got),
+				0);
+			CHECK(got == 0, "%s: empty object: %zu", how, got);
+			got = 1;
+			CHECK_R(store_get_range(st, "r/empty", 0, 0, NULL,
+						&got),
+				0);
+			CHECK(got == 0, "%s: empty object, nothing asked", how);
+			ok += 2;
+			CHECK_R(store_get_range(st, "r/missing", 0, 10, b,
+						&got),
+				-ENOENT);
+			CHECK_R(store_get_range(st, "nodir/x", 0, 10, b, &got),
+				-ENOENT);
+			CHECK_R(store_get_range(st, "r", 0, 10, b, &got),
+				-ENOENT);
+			CHECK_R(store_get_range(st, "r/missing", 0, 0, NULL,
+						&got),
+				-ENOENT);
+			CHECK_R(store_get_range(st, "", 0, 10, b, &got),
+				-EINVAL);
+			CHECK_R(store_get_range(st, "../r/obj", 0, 10, b, &got),
+				-EINVAL);
+			CHECK_R(store_get_range(st, "r/obj", 0, 10, NULL, &got),
+				-EINVAL);
+		}
+		st->ops->stats(st, &s1);
+		if (pass == 0) {
+			/* a get per call that returned 0, an error (and a
+			 * not_found) per one that did not */
+			CHECK(s1.gets - s0.gets == ok,
+			      "%s: gets %" PRIu64 ", want %u", how,
+			      s1.gets - s0.gets, ok);
+			CHECK(s1.errors - s0.errors == 7, "%s: errors %" PRIu64,
+			      how, s1.errors - s0.errors);
+			CHECK(s1.not_found - s0.not_found == 4,
+			      "%s: not_found %" PRIu64, how,
+			      s1.not_found - s0.not_found);
+			/* the bytes returned; s3 also fetches byte 0 to learn
+			 * that an object exists when nothing is asked for */
+			CHECK(s1.bytes_in - s0.bytes_in >= got_bytes &&
+				      s1.bytes_in - s0.bytes_in <=
+					      got_bytes + 4,
+			      "%s: bytes_in %" PRIu64 ", want %" PRIu64, how,
+			      s1.bytes_in - s0.bytes_in, got_bytes);
+		}
+	}
+	st->ops = own;
+	CHECK_R(st->ops->del(st, (const char *[]){ "r/obj", "r/empty" }, 2), 0);
+	free(obj);
+}
+
 static int conform(void)
 {
 	struct store_stats s0, s1;
@@ -591,6 +714,7 @@ static int conform(void)
 	      expected_enoent);
 	CHECK(s1.denied == 0, "denied %" PRIu64, s1.denied);
 
+	test_get_range(st);
 	store_destroy(st);
 	return failures ? 1 : 0;
 }
@@ -925,6 +1049,7 @@ struct fake_req {
 	char method[8];
 	char target[512];
 	char sha[80], md5[40], expect[40], auth[512];
+	char range[80];
 	char *body;
 	size_t body_len;
 };
@@ -1036,6 +1161,7 @@ static void *fake_conn(void *arg)
 		header_value(hdrs, "Content-MD5", rq.md5, sizeof(rq.md5));
 		header_value(hdrs, "Expect", rq.expect, sizeof(rq.expect));
 		header_value(hdrs, "Authorization", rq.auth, sizeof(rq.auth));
+		header_value(hdrs, "Range", rq.range, sizeof(rq.range));
 		header_value(hdrs, "Content-Length", cl, sizeof(cl));
 		rq.body_len = (size_t)strtoull(cl, NULL, 10);
 		size_t hlen = (size_t)(end + 4 - buf);
@@ -1195,6 +1321,124 @@ static void get_expect(struct store *st, int want, unsigned requests,
 	free(got);
 }
 
+/* get_range on the wire: the Range header; 206 into the caller's
+ * buffer; a 200 (a server that ignores Range) cut to the range; 416 =
+ * no bytes and no error; an error's body never in the caller's (small)
+ * buffer; retries; a 206 longer than asked is refused; what is
+ * counted. */
+static void faults_get_range(struct store *st)
+{
+	struct fake_step e500 = { F_REPLY, 500, ERR_XML("InternalError"),
+				  NULL };
+	struct store_stats s0, s1;
+	uint8_t buf[16];
+	size_t got;
+	const struct {
+		struct fake_step step;
+		uint64_t off;
+		size_t len;
+		int want;
+		const char *data; /* what buf holds after (0: nothing) */
+		const char *range;
+	} cases[] = {
+		{ { F_REPLY, 206, "cdef", NULL },
+		  2,
+		  4,
+		  0,
+		  "cdef",
+		  "bytes=2-5" },
+		{ { F_REPLY, 206, "gh", NULL }, 6, 10, 0, "gh", "bytes=6-15" },
+		{ { F_REPLY, 416, ERR_XML("InvalidRange"), NULL },
+		  8,
+		  4,
+		  0,
+		  "",
+		  "bytes=8-11" },
+		{ { F_REPLY, 200, "abcdefgh", NULL }, 2, 4, 0, "cdef", NULL },
+		{ { F_REPLY, 200, "abcdefgh", NULL }, 6, 10, 0, "gh", NULL },
+		{ { F_REPLY, 200, "abcdefgh", NULL }, 9, 4, 0, "", NULL },
+		{ { F_REPLY, 404, ERR_XML("NoSuchKey"), NULL },
+		  0,
+		  1,
+		  -ENOENT,
+		  "",
+		  "bytes=0-0" },
+		{ { F_REPLY, 206, "cdefXX", NULL }, 2, 4, -EIO, "", NULL },
+		{ { F_REPLY, 206, "a", NULL }, 5, 0, 0, "", "bytes=0-0" },
+		{ { F_REPLY, 416, ERR_XML("InvalidRange"), NULL },
+		  (UINT64_C(1) << 62) - 2,
+		  10,
+		  0,
+		  "",
+		  "bytes=4611686018427387902-4611686018427387904" },
+	};
+
+	st->ops->stats(st, &s0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r;
+
+		fake_repeat(1, cases[i].step);
+		memset(buf, 0xc3, sizeof(buf));
+		got = 12345;
+		r = store_get_range(st, "k", cases[i].off, cases[i].len, buf,
+				    &got);
+		CHECK(r == cases[i].want, "range %zu: %d, want %d", i, r,
+		      cases[i].want);
+		CHECK(fake_count() == 1 &&
+			      strcmp(fake.log[0].method, "GET") == 0 &&
+			      strcmp(fake.log[0].target, "/bkt/pfx/k") == 0,
+		      "range %zu: request", i);
+		if (cases[i].range)
+			CHECK(strcmp(fake.log[0].range, cases[i].range) == 0,
+			      "range %zu: Range: %s", i, fake.log[0].range);
+		if (r == 0)
+			CHECK(got == strlen(cases[i].data) &&
+				      memcmp(buf, cases[i].data, got) == 0,
+			      "range %zu: %zu bytes", i, got);
+		/* nothing past len; from any reply but a 206 (an error's
+		 * body, a whole object) nothing but the bytes returned */
+		{
+			size_t from = cases[i].step.status == 206
+					      ? cases[i].len
+					      : strlen(cases[i].data);
+
+			for (size_t j = from; j < sizeof(buf); j++)
+				if (buf[j] != 0xc3) {
+					CHECK(0, "range %zu: byte %zu written",
+					      i, j);
+					break;
+				}
+		}
+	}
+	st->ops->stats(st, &s1);
+	/* 8 answers taken; the 416 bodies are not payload; the 206 that
+	 * was too long is an error */
+	CHECK(s1.gets - s0.gets == 8, "range gets %" PRIu64, s1.gets - s0.gets);
+	CHECK(s1.bytes_in - s0.bytes_in == 4 + 2 + 8 * 3 + 1,
+	      "range bytes_in %" PRIu64, s1.bytes_in - s0.bytes_in);
+	CHECK(s1.errors - s0.errors == 2, "range errors %" PRIu64,
+	      s1.errors - s0.errors);
+	CHECK(s1.not_found - s0.not_found == 1, "range not_found");
+
+	/* retried like any GET: a 500, then the range */
+	fake_plan(2,
+		  (struct fake_step[]){ e500, { F_REPLY, 206, "cd", NULL } });
+	memset(buf, 0xc3, sizeof(buf));
+	CHECK_R(store_get_range(st, "k", 2, 2, buf, &got), 0);
+	CHECK(got == 2 && memcmp(buf, "cd", 2) == 0 && buf[2] == 0xc3 &&
+		      fake_count() == 2 &&
+		      strcmp(fake.log[1].range, "bytes=2-3") == 0,
+	      "range retried: %u requests", fake_count());
+	/* a 500 then a 200 of the whole object */
+	fake_plan(2, (struct fake_step[]){
+			     e500, { F_REPLY, 200, "abcdefgh", NULL } });
+	CHECK_R(store_get_range(st, "k", 3, 2, buf, &got), 0);
+	CHECK(got == 2 && memcmp(buf, "de", 2) == 0, "range retried, 200");
+	st->ops->stats(st, &s0);
+	CHECK(s0.retries - s1.retries == 2, "range retries %" PRIu64,
+	      s0.retries - s1.retries);
+}
+
 static int faults(void)
 {
 	static const struct fake_step ok = { F_REPLY, 200, "ok", NULL };
@@ -1312,6 +1556,7 @@ static int faults(void)
 						   body, NULL });
 		get_expect(st, finals[i].want, 1, what);
 	}
+	faults_get_range(st);
 
 	/* giving up: the budget bounds the time */
 	quick = fake_open(endpoint, 200, 800);
