@@ -14,8 +14,10 @@
 #              stop it with exit status 0
 #   deps-test  scripts/deps.sh test (what scripts/test.sh runs first);
 #              then nbdfuse, radosgw, qemu-system-x86_64, fio, mkfs.ext4,
-#              nbdsh, debootstrap and a kernel image must be there, and a
-#              second deps.sh test, with no network, must find everything
+#              nbdsh, debootstrap and a kernel image must be there; a
+#              required package apt does not know must be an error that
+#              names it; a second deps.sh test, with no network, must
+#              find everything installed
 #   plugin     nbdkit ./build/plugin/nbdkit-tierbd-plugin.so --dump-plugin
 #   install    meson install -C build; nbdkit tierbd --dump-plugin by name;
 #              man -w / man for nbdkit-tierbd-plugin(1) and tierbd(1)
@@ -317,6 +319,16 @@ for c in nbdfuse radosgw qemu-system-x86_64 fio mkfs.ext4 nbdinfo nbdsh \
 done
 ls /boot/vmlinuz-* >/dev/null 2>&1 || missing="$missing /boot/vmlinuz-*"
 [ -z "$missing" ] || { echo "missing after deps.sh test:$missing"; exit 1; }'
+# A required package apt does not know: an error that names it.
+phase deps-unknown 300 '
+sed "s/^\tdebootstrap\$/\tdebootstrap no-such-package-tierbd/" \
+	scripts/deps.sh >/tmp/deps-unknown.sh
+grep -q no-such-package-tierbd /tmp/deps-unknown.sh
+rc=0
+out=$(bash /tmp/deps-unknown.sh test 2>&1) || rc=$?
+echo "$out"
+[ "$rc" = 1 ] || { echo "exit status $rc, not 1"; exit 1; }
+grep -q "ERROR: no package named: no-such-package-tierbd" <<<"$out"'
 # Everything is installed: a rerun must say so, with no network at all.
 t=$SECONDS
 out=$(timeout 120 unshare -n chroot "$root" /usr/bin/env -i "${env_in[@]}" \
