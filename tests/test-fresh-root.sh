@@ -360,9 +360,13 @@ grep -q "drain" /tmp/tierbd.txt'
 # ---- systemd: the unit verified, its commands run by hand ----
 
 unit=/usr/local/lib/systemd/system/tierbd@.service
+# With its man: pages checked too; any message is a failure.
 phase systemd-verify 120 "
-systemd-analyze verify $unit
-systemd-analyze verify tierbd@t1.service"
+for u in $unit tierbd@t1.service; do
+	out=\$(systemd-analyze verify \"\$u\" 2>&1)
+	echo \"systemd-analyze verify \$u: \${out:-no messages}\"
+	[ -z \"\$out\" ]
+done"
 
 exec_start=$(sed -n 's/^ExecStart=//p' "$root$unit")
 exec_stop=$(sed -n 's/^ExecStop=//p' "$root$unit")
