@@ -126,10 +126,17 @@ apt_get() {
 # Once per run, before looking names up: a fresh machine has no package
 # lists at all, and old ones may name versions the mirror no longer has.
 if ! apt_get update; then
-	err "apt-get update failed: the package lists cannot be read (see"
-	err "apt's messages above: network, or the sources in /etc/apt/sources.list"
-	err "and /etc/apt/sources.list.d/); nothing was installed"
-	exit 1
+	# One unreachable source fails the update; the lists of the others
+	# may still do.  With no lists at all, nothing can be installed.
+	if [ -z "$(candidate coreutils)" ]; then
+		err "ERROR: apt-get update failed and this machine has no package"
+		err "lists: nothing was installed (see apt's messages above: the"
+		err "network, or the sources in /etc/apt/sources.list and"
+		err "/etc/apt/sources.list.d/)"
+		exit 1
+	fi
+	err "warning: apt-get update failed (see above); going on with the"
+	err "package lists this machine has"
 fi
 
 # Resolve each missing name to a package with a candidate: itself, or
