@@ -129,10 +129,9 @@ if ! apt_get update; then
 	# One unreachable source fails the update; the lists of the others
 	# may still do.  With no lists at all, nothing can be installed.
 	if [ -z "$(candidate coreutils)" ]; then
-		err "ERROR: apt-get update failed and this machine has no package"
-		err "lists: nothing was installed (see apt's messages above: the"
-		err "network, or the sources in /etc/apt/sources.list and"
-		err "/etc/apt/sources.list.d/)"
+		err "ERROR: apt-get update failed, and there are no package lists:"
+		err "nothing was installed (see apt's messages above: the network,"
+		err "or the sources in /etc/apt/sources.list and sources.list.d/)"
 		exit 1
 	fi
 	err "warning: apt-get update failed (see above); going on with the"

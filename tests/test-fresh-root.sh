@@ -8,6 +8,8 @@
 # changes included).  Nothing inside comes from the host's packages.
 # Phases, each with its own timeout, stopping at the first failure:
 #
+#   deps-offline  scripts/deps.sh build with no network (unshare -n) and
+#              no package lists: exit status 1, saying why
 #   serve      scripts/serve.sh (README's first command) with SOCKET=:
 #              deps.sh build from nothing, meson setup, ninja, nbdkit
 #              listening; nbdinfo reads the device's size; SIGTERM must
@@ -299,6 +301,16 @@ stop_bg() {
 	fi
 	echo "ok   $name: SIGTERM, exit status 0"
 }
+
+# ---- deps-offline: no network, no package lists ----
+
+t=$SECONDS
+rc=0
+out=$(timeout 120 unshare -n chroot "$root" /usr/bin/env -i "${env_in[@]}" \
+	/src/scripts/deps.sh build 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q 'ERROR: apt-get update failed, and there are no package lists' <<<"$out" ||
+	fail "deps.sh build with no network and no package lists: exit status $rc, not 1 with the reason: $out"
+echo "ok   deps-offline: exit status 1 ($(since "$t") s): $(grep ERROR <<<"$out")"
 
 # ---- serve: README's first command, on a unix socket ----
 
