@@ -94,14 +94,18 @@ installed() {
 	return 1
 }
 
+# missing_now ARRAY: the list's packages not installed, into ARRAY.
+# (No process substitution: it needs /dev/fd, which a bare chroot lacks.)
 missing_now() {
+	local -n out=$1
 	local p
+	out=()
 	for p in "${packages[@]}"; do
-		installed "$p" || echo "$p"
+		installed "$p" || out+=("$p")
 	done
 }
 
-mapfile -t missing < <(missing_now)
+missing_now missing
 if [ ${#missing[@]} -eq 0 ]; then
 	say "all ${#packages[@]} packages for '$mode' are installed"
 	exit 0
@@ -125,15 +129,25 @@ apt_get() {
 
 # Once per run, before looking names up: a fresh machine has no package
 # lists at all, and old ones may name versions the mirror no longer has.
-if ! apt_get update; then
-	# One unreachable source fails the update; the lists of the others
-	# may still do.  With no lists at all, nothing can be installed.
-	if [ -z "$(candidate coreutils)" ]; then
-		err "ERROR: apt-get update failed, and there are no package lists:"
-		err "nothing was installed (see apt's messages above: the network,"
-		err "or the sources in /etc/apt/sources.list and sources.list.d/)"
-		exit 1
-	fi
+# apt-get update fails when any one source is unreachable, while the
+# others' lists still serve; and it exits 0 when it could fetch nothing
+# at all for lack of a network.  What counts is whether apt has lists.
+# (Not a candidate of some package: an installed one has a candidate,
+# from dpkg's status, without any list.)
+has_lists() {
+	local dir=
+	eval "$(apt-config shell dir Dir::State::Lists/d)"
+	compgen -G "${dir:-/var/lib/apt/lists/}*_Packages*" >/dev/null
+}
+update_rc=0
+apt_get update || update_rc=$?
+if ! has_lists; then
+	err "ERROR: apt-get update brought no package lists: nothing was"
+	err "installed (apt said why above: the network, or the sources in"
+	err "/etc/apt/sources.list and /etc/apt/sources.list.d/)"
+	exit 1
+fi
+if [ "$update_rc" -ne 0 ]; then
 	err "warning: apt-get update failed (see above); going on with the"
 	err "package lists this machine has"
 fi
@@ -197,7 +211,7 @@ if [ ${#install[@]} -gt 0 ]; then
 fi
 
 # What the list needs must be there now, whatever apt said.
-mapfile -t still < <(missing_now)
+missing_now still
 late=()
 for p in "${still[@]}"; do
 	[[ " ${unknown[*]} " == *" $p "* ]] || late+=("$p")
