@@ -48,7 +48,8 @@
 #
 # Environment: TIERBD_FRESH_MIRROR (default http://deb.debian.org/debian),
 # TIERBD_FRESH_CACHE, TIERBD_FRESH_TMP (default /var/tmp),
-# TIERBD_TEST_KEEP=1 keeps the root (unmounted) and the logs.
+# TIERBD_TEST_KEEP=1 keeps the root (unmounted; the next run removes it)
+# and the logs.
 
 source "$(dirname "$0")/functions.sh"
 
@@ -158,6 +159,14 @@ if ! flock -n 9; then
 	echo "another fresh-root test runs on this machine: waiting (at most 40 min)"
 	flock -w 2400 9 || fail "$cachedir/lock still held after 40 min"
 fi
+# With the lock held, a root left in TMP is from a run that was killed
+# (SIGKILL, a meson timeout) before its cleanup: undo it now.
+for stale in "$tmpbase"/tierbd-fresh-root.* "$tmpbase"/tierbd-debootstrap.*; do
+	[ -d "$stale" ] || continue
+	echo "removing $stale, left by a run that was killed"
+	release_root "$(realpath "$stale")" || fail "cannot remove $stale"
+done
+
 base=$cachedir/$suite-minbase.tar
 if [ -f "$base" ] && [ "$(cat "$base.mirror" 2>/dev/null)" = "$mirror" ] &&
 	[ -z "$(find "$base" -mtime +"$max_age_days")" ]; then
