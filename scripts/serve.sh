@@ -7,6 +7,7 @@
 #   STORE=dir:/mnt/cold  or  STORE=s3://bucket/vol1 (plus s3-* parameters
 #   in TIERBD_ARGS, see docs/s3.md)
 #   ADDR=127.0.0.1  PORT=10809  (TCP listener)  TIERBD_ARGS="..." (extra)
+#   SOCKET=/run/tierbd.sock  (a unix socket instead of the TCP listener)
 # Stop with Ctrl-C: the device closes cleanly and keeps its data; run
 # again to serve it again.
 set -euo pipefail
@@ -17,6 +18,7 @@ cache_size=${CACHE_SIZE:-512M}
 store=${STORE:-dir:$dir/store}
 addr=${ADDR:-127.0.0.1}
 port=${PORT:-10809}
+sock=${SOCKET:-}
 
 "$src/scripts/deps.sh" build
 if [ ! -f "$src/build/build.ninja" ]; then
@@ -32,17 +34,28 @@ if [ ! -e "$dir/cache/map" ]; then
 	args+=(size="$size" cache-size="$cache_size" store="$store")
 fi
 
+if [ -n "$sock" ]; then
+	listen=(-U "$sock")
+	uri="nbd+unix:///?socket=$sock"
+	kernel="nbd-client -unix $sock /dev/nbd0"
+	qemu="file=nbd:unix:$sock,format=raw,if=virtio"
+else
+	listen=(-i "$addr" -p "$port")
+	uri="nbd://$addr:$port"
+	kernel="nbd-client $addr $port /dev/nbd0"
+	qemu="file=$uri,format=raw,if=virtio"
+fi
+
 cat <<MSG
 
-tierbd: serving $dir/cache on nbd://$addr:$port (Ctrl-C stops it)
-  kernel client:  modprobe nbd && nbd-client $addr $port /dev/nbd0
+tierbd: serving $dir/cache on $uri (Ctrl-C stops it)
+  kernel client:  modprobe nbd && $kernel
                   mkfs.ext4 /dev/nbd0 && mount /dev/nbd0 /mnt
-  qemu VM disk:   qemu-system-x86_64 ... \\
-                    -drive file=nbd://$addr:$port,format=raw,if=virtio
-  FUSE (no nbd module): mkdir -p /tmp/nbd && nbdfuse /tmp/nbd nbd://$addr:$port &
+  qemu VM disk:   qemu-system-x86_64 ... -drive $qemu
+  FUSE (no nbd module): mkdir -p /tmp/nbd && nbdfuse /tmp/nbd '$uri' &
                   losetup -f --show /tmp/nbd/nbd   # then mkfs/mount the loop device
-  look inside:    nbdinfo nbd://$addr:$port
+  look inside:    nbdinfo '$uri'
 
 MSG
 # shellcheck disable=SC2086
-exec nbdkit -f -i "$addr" -p "$port" "$plugin" "${args[@]}" ${TIERBD_ARGS:-}
+exec nbdkit -f "${listen[@]}" "$plugin" "${args[@]}" ${TIERBD_ARGS:-}
